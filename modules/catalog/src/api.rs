@@ -1,0 +1,101 @@
+//! The catalog contract: what other modules and remote callers may ask of the catalog.
+
+use serde::{Deserialize, Serialize};
+use shop_kernel::{Money, Page};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use validator::Validate;
+
+use crate::error::CatalogError;
+
+/// A product as sold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Product {
+    /// Product id (UUID v7).
+    pub id: Uuid,
+    /// Stock-keeping unit, unique; inventory keys stock by it.
+    pub sku: String,
+    /// Display name.
+    pub name: String,
+    /// Longer description (may be empty).
+    pub description: String,
+    /// Unit price in the shop currency.
+    pub price: Money,
+    /// Inactive products are hidden from listings and cannot be ordered.
+    pub active: bool,
+    /// When the product was created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When the product last changed.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Body of `POST /api/v1/products`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate)]
+pub struct NewProduct {
+    /// 1–64 characters of `A-Z a-z 0-9 - _ .`, unique.
+    #[validate(custom(function = "shop_kernel::validation::validate_sku"))]
+    pub sku: String,
+    /// 1–200 characters.
+    #[validate(length(min = 1, max = 200, message = "must be 1-200 characters"))]
+    pub name: String,
+    /// 0–5000 characters.
+    #[serde(default)]
+    #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
+    pub description: String,
+    /// Unit price; amount ≥ 0, in the shop currency.
+    #[validate(nested)]
+    pub price: Money,
+}
+
+/// Body of `PATCH /api/v1/products/{id}`: only the fields present change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate)]
+pub struct ProductPatch {
+    /// New name, 1–200 characters.
+    #[validate(length(min = 1, max = 200, message = "must be 1-200 characters"))]
+    pub name: Option<String>,
+    /// New description, 0–5000 characters.
+    #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
+    pub description: Option<String>,
+    /// New unit price.
+    #[validate(nested)]
+    pub price: Option<Money>,
+    /// Activate or deactivate.
+    pub active: Option<bool>,
+}
+
+/// Query of `GET /api/v1/products`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct ProductQuery {
+    /// Case-insensitive search in name and SKU (at most 100 characters).
+    pub q: Option<String>,
+    /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// Opaque cursor from a previous page.
+    pub cursor: Option<String>,
+}
+
+shop_kernel::contract! {
+    /// What the catalog offers: products and prices.
+    pub trait CatalogApi {
+        module = "catalog";
+        error = CatalogError;
+        client = CatalogClient;
+
+        /// Active products, oldest first, optionally filtered by `q`; anyone. Read-only.
+        Read fn list_products(query: ProductQuery) -> Page<Product>;
+
+        /// One product, active or not; anyone. Read-only.
+        Read fn get_product(id: Uuid) -> Product;
+
+        /// Many products by id in one call (at most 500 ids); unknown ids are left out. Read-only.
+        Read fn get_products(ids: Vec<Uuid>) -> Vec<Product>;
+
+        /// Creates a product; admins only. Not idempotent: a repeat fails with `sku_taken`.
+        Once fn create_product(product: NewProduct) -> Product;
+
+        /// Changes the fields present in the patch; admins only. Idempotent.
+        Idempotent fn update_product(id: Uuid, patch: ProductPatch) -> Product;
+    }
+}

@@ -1,0 +1,4 @@
+//! `CatalogClient`: the catalog contract over HTTP, generated with the trait by `shop_kernel::contract!`
+//! so that the two can never disagree.
+
+pub use crate::api::CatalogClient;

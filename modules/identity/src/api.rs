@@ -1,0 +1,105 @@
+//! The identity contract: what other modules and remote callers may ask of identity.
+
+use serde::{Deserialize, Serialize};
+use shop_kernel::Role;
+use shop_kernel::jwks::Jwks;
+use utoipa::ToSchema;
+use uuid::Uuid;
+use validator::Validate;
+
+use crate::error::IdentityError;
+
+/// A user account as shown to its owner and to admins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    /// User id (UUID v7).
+    pub id: Uuid,
+    /// Sign-in email, lowercased.
+    pub email: String,
+    /// Name shown in the shop.
+    pub display_name: String,
+    /// `customer` or `admin`.
+    pub role: Role,
+    /// When the account was created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Body of `POST /api/v1/users`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate)]
+pub struct NewUser {
+    /// A valid email address; it becomes the sign-in name.
+    #[validate(email(message = "must be a valid email address"), length(max = 254, message = "must be at most 254 characters"))]
+    pub email: String,
+    /// 12–128 characters.
+    #[validate(length(min = 12, max = 128, message = "must be 12-128 characters"))]
+    pub password: String,
+    /// 1–100 characters.
+    #[validate(length(min = 1, max = 100, message = "must be 1-100 characters"))]
+    pub display_name: String,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("email", &self.email)
+            .field("display_name", &self.display_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Body of `POST /api/v1/auth/token`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Credentials {
+    /// The account's email.
+    pub email: String,
+    /// The account's password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An issued access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AccessToken {
+    /// The signed JWT (EdDSA) to send as `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+}
+
+shop_kernel::contract! {
+    /// What identity offers: accounts, sign-in, and the keys that verify access tokens.
+    pub trait IdentityApi {
+        module = "identity";
+        error = IdentityError;
+        client = IdentityClient;
+
+        /// Registers a customer; anyone. Not idempotent: a repeat fails with `email_taken`.
+        Once fn register(user: NewUser) -> User;
+
+        /// Checks credentials and issues an access token; anyone, throttled per account and per client.
+        /// Not idempotent (failed attempts count toward throttling).
+        Once fn issue_token(credentials: Credentials) -> AccessToken;
+
+        /// The signed-in user's account. Read-only.
+        Read fn me() -> User;
+
+        /// A user by id: the user themself, admins and modules; others get `not_found`. Read-only.
+        Read fn get_user(id: Uuid) -> User;
+
+        /// The public keys that verify access tokens; anyone. Read-only.
+        Read fn jwks() -> Jwks;
+
+        /// Makes sure an admin with this email exists: creates it with this password if absent, otherwise
+        /// grants it the admin role (its password is left alone); modules and the system only. Idempotent.
+        Idempotent fn ensure_admin(email: String, password: String) -> User;
+    }
+}

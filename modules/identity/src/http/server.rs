@@ -1,0 +1,127 @@
+//! Identity's HTTP face: the public API of api.md and the `/internal` operations. Handlers only parse,
+//! call the trait and map the result.
+
+use actix_web::{HttpResponse, get, post, web};
+use shop_kernel::Problem;
+use shop_kernel::http::{HttpProblem, InternalContext, PublicContext, created, rpc_arguments, rpc_response};
+use shop_kernel::jwks::Jwks;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::api::{AccessToken, Credentials, IdentityApi, NewUser, User};
+
+type Api = web::Data<dyn IdentityApi>;
+
+/// Registers a customer account.
+#[utoipa::path(
+    tag = "identity",
+    operation_id = "register_user",
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "Registered; `Location` names the account", body = User),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid email, password (12–128) or display_name (1–100)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/api/v1/users")]
+async fn register_user(ctx: PublicContext, api: Api, body: web::Json<NewUser>) -> Result<HttpResponse, HttpProblem> {
+    let user = api.register(&ctx.0, body.into_inner()).await?;
+    Ok(created(format!("/api/v1/users/{}", user.id), &user))
+}
+
+/// Exchanges email and password for an access token.
+#[utoipa::path(
+    tag = "identity",
+    operation_id = "issue_token",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "An access token", body = AccessToken),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials` (unknown email and wrong password alike)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body does not have the expected shape", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/api/v1/auth/token")]
+async fn issue_token(ctx: PublicContext, api: Api, body: web::Json<Credentials>) -> Result<HttpResponse, HttpProblem> {
+    let token = api.issue_token(&ctx.0, body.into_inner()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(token))
+}
+
+/// The signed-in user's account.
+#[utoipa::path(
+    tag = "identity",
+    operation_id = "get_current_user",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account", body = User),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/api/v1/users/me")]
+async fn get_current_user(ctx: PublicContext, api: Api) -> Result<HttpResponse, HttpProblem> {
+    let user = api.me(&ctx.0).await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+/// The public keys that verify access tokens.
+#[utoipa::path(
+    tag = "identity",
+    operation_id = "get_jwks",
+    responses((status = 200, description = "The JSON Web Key Set", body = Jwks))
+)]
+#[get("/.well-known/jwks.json")]
+async fn get_jwks(ctx: PublicContext, api: Api) -> Result<HttpResponse, HttpProblem> {
+    let jwks = api.jwks(&ctx.0).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "public, max-age=300"))
+        .json(jwks))
+}
+
+/// Runs one operation of the identity contract for another service (service credential required).
+#[utoipa::path(
+    tag = "identity-internal",
+    operation_id = "identity_internal_call",
+    description = "One endpoint per `IdentityApi` method; see the `x-operations` list of this document's info. \
+                   The body is a JSON object of the method's arguments by name; the answer is its result, or a \
+                   problem document carrying the module error.",
+    params(("operation" = String, Path, description = "The trait method's name")),
+    request_body(content = Object, description = "The method's arguments by name"),
+    security(("service_token" = [])),
+    responses(
+        (status = 200, description = "The method's result", body = Object),
+        (status = 400, description = "Arguments do not match the method", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing service credential, invalid user token or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such operation, or a not-found module error", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A module error", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A module validation error", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Throttled", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/internal/identity/{operation}")]
+async fn internal_call(
+    ctx: InternalContext,
+    api: Api,
+    operation: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, HttpProblem> {
+    let args = rpc_arguments(&body)?;
+    rpc_response(crate::api::dispatch(api.get_ref(), &ctx.0, &operation, args).await)
+}
+
+/// Registers the public routes (needs `web::Data<dyn IdentityApi>` in app data).
+pub fn public_routes(cfg: &mut ServiceConfig) {
+    cfg.service(register_user)
+        .service(issue_token)
+        .service(get_current_user)
+        .service(get_jwks);
+}
+
+/// Registers the `/internal` routes (needs the API and a `ServiceToken` in app data).
+pub fn internal_routes(cfg: &mut ServiceConfig) {
+    cfg.service(internal_call);
+}

@@ -1,0 +1,28 @@
+//! Identity: users, passwords, roles and the access tokens every other module verifies locally.
+//!
+//! Other modules see only the contract ([`IdentityApi`], its DTOs and [`IdentityError`]); the
+//! implementation, its tables and its HTTP plumbing sit behind the `local`, `server` and `client` features.
+
+mod api;
+mod error;
+pub mod http;
+#[cfg(feature = "local")]
+mod keys;
+#[cfg(feature = "local")]
+mod service;
+#[cfg(feature = "local")]
+mod store;
+#[cfg(feature = "local")]
+mod throttle;
+
+pub use api::*;
+pub use error::IdentityError;
+#[cfg(feature = "local")]
+pub use keys::SigningKey;
+#[cfg(feature = "local")]
+pub use service::{IdentityConfig, IdentityService, PasswordCost};
+#[cfg(feature = "local")]
+pub use throttle::ThrottleConfig;
+
+/// The tables this module owns; no other module may name them.
+pub const TABLES: &[&str] = &["identity_users"];

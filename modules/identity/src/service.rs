@@ -1,0 +1,300 @@
+//! Identity's business rules: registration, sign-in with throttling, tokens and the admin bootstrap.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+use shop_kernel::db::{self, Database, is_unique_violation, write_transaction};
+use shop_kernel::jwks::{Claims, Jwks};
+use shop_kernel::validation::check;
+use shop_kernel::{FieldError, RequestContext, Role};
+use uuid::Uuid;
+
+use crate::api::{AccessToken, Credentials, IdentityApi, NewUser, User};
+use crate::error::IdentityError;
+use crate::keys::SigningKey;
+use crate::store::{self, UserRow};
+use crate::throttle::{Throttle, ThrottleConfig};
+
+/// Argon2id cost. Production keeps OWASP's recommendation; tests may lower it.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordCost {
+    /// Memory in KiB (OWASP: 19456).
+    pub memory_kib: u32,
+    /// Passes (OWASP: 2).
+    pub iterations: u32,
+    /// Lanes (OWASP: 1).
+    pub parallelism: u32,
+}
+
+impl Default for PasswordCost {
+    fn default() -> Self {
+        PasswordCost {
+            memory_kib: Params::DEFAULT_M_COST,
+            iterations: Params::DEFAULT_T_COST,
+            parallelism: Params::DEFAULT_P_COST,
+        }
+    }
+}
+
+/// Settings of the identity implementation.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// Signs access tokens.
+    pub signing_key: SigningKey,
+    /// The tokens' `iss`.
+    pub issuer: String,
+    /// The tokens' `aud`.
+    pub audience: String,
+    /// Access-token lifetime.
+    pub token_ttl: Duration,
+    /// Password hashing cost.
+    pub password_cost: PasswordCost,
+    /// Sign-in throttling.
+    pub throttle: ThrottleConfig,
+}
+
+/// The local implementation of [`IdentityApi`].
+#[derive(Clone)]
+pub struct IdentityService {
+    db: Database,
+    config: Arc<IdentityConfig>,
+    hasher: Arc<Argon2<'static>>,
+    throttle: Arc<Throttle>,
+    /// A hash to verify against when the email is unknown, so that both answers take as long.
+    dummy_hash: Arc<OnceLock<String>>,
+}
+
+type Outcome<T> = Result<T, IdentityError>;
+
+fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+fn user(row: UserRow) -> Outcome<User> {
+    Ok(User {
+        id: Uuid::parse_str(&row.id).map_err(|e| IdentityError::Internal(format!("bad stored id: {e}")))?,
+        email: row.email,
+        display_name: row.display_name,
+        role: Role::parse(&row.role)
+            .ok_or_else(|| IdentityError::Internal(format!("bad stored role {}", row.role)))?,
+        created_at: row.created_at.and_utc(),
+    })
+}
+
+fn now_secs() -> u64 {
+    chrono::Utc::now().timestamp().max(0) as u64
+}
+
+impl IdentityService {
+    /// Identity on `db` (its migrations already applied).
+    pub fn new(db: Database, config: IdentityConfig) -> Result<Self, String> {
+        let cost = config.password_cost;
+        let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
+            .map_err(|e| format!("invalid password hashing cost: {e}"))?;
+        Ok(IdentityService {
+            db,
+            hasher: Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
+            throttle: Arc::new(Throttle::new(config.throttle.clone())),
+            config: Arc::new(config),
+            dummy_hash: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// Hashes on the blocking pool: Argon2id is deliberately slow and must not stall a worker thread.
+    async fn hash(&self, password: String) -> Outcome<String> {
+        let hasher = self.hasher.clone();
+        tokio::task::spawn_blocking(move || {
+            hasher
+                .hash_password(password.as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|e| IdentityError::Internal(format!("hashing failed: {e}")))
+        })
+        .await
+        .map_err(|e| IdentityError::Internal(e.to_string()))?
+    }
+
+    async fn verify(&self, password: String, hash: Option<String>) -> Outcome<bool> {
+        let hash = match hash {
+            Some(h) => h,
+            None => match self.dummy_hash.get() {
+                Some(h) => h.clone(),
+                None => {
+                    let h = self.hash("not-a-real-password".into()).await?;
+                    self.dummy_hash.get_or_init(|| h).clone()
+                }
+            },
+        };
+        let hasher = self.hasher.clone();
+        tokio::task::spawn_blocking(move || hasher.verify_password(password.as_bytes(), hash.as_str()).is_ok())
+            .await
+            .map_err(|e| IdentityError::Internal(e.to_string()))
+    }
+
+    async fn create(&self, new: NewUser, role: Role) -> Outcome<User> {
+        let password_hash = self.hash(new.password).await?;
+        let row = UserRow {
+            id: Uuid::now_v7().to_string(),
+            email: normalize_email(&new.email),
+            password_hash,
+            display_name: new.display_name.trim().to_string(),
+            role: role.as_str().to_string(),
+            created_at: db::now(),
+        };
+        let stored = row.clone();
+        self.db
+            .run(move |conn| {
+                write_transaction(conn, |c| store::insert(c, &stored)).map_err(|e| {
+                    if is_unique_violation(&e) {
+                        IdentityError::EmailTaken
+                    } else {
+                        e.into()
+                    }
+                })
+            })
+            .await?;
+        user(row)
+    }
+
+    async fn find_by_id(&self, id: Uuid) -> Outcome<Option<UserRow>> {
+        self.db
+            .run(move |conn| store::by_id(conn, &id.to_string()).map_err(IdentityError::from))
+            .await
+    }
+}
+
+fn validate_new_user(new: &NewUser) -> Outcome<()> {
+    let mut errors = check(new).err().unwrap_or_default();
+    if new.display_name.trim().is_empty() && errors.iter().all(|e| e.field != "display_name") {
+        errors.push(FieldError::new("display_name", "must not be blank"));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        errors.sort_by(|a, b| a.field.cmp(&b.field));
+        Err(IdentityError::Validation(errors))
+    }
+}
+
+#[async_trait::async_trait]
+impl IdentityApi for IdentityService {
+    async fn register(&self, _ctx: &RequestContext, new: NewUser) -> Outcome<User> {
+        validate_new_user(&new)?;
+        // Registration never grants admin, whoever calls.
+        self.create(new, Role::Customer).await
+    }
+
+    async fn issue_token(&self, ctx: &RequestContext, credentials: Credentials) -> Outcome<AccessToken> {
+        let email = normalize_email(&credentials.email);
+        let client = ctx.client_addr.as_deref();
+        if let Some(retry_after) = self.throttle.check(&email, client) {
+            return Err(IdentityError::Throttled { retry_after });
+        }
+        let lookup = email.clone();
+        let row = self
+            .db
+            .run(move |conn| store::by_email(conn, &lookup).map_err(IdentityError::from))
+            .await?;
+        let ok = self
+            .verify(credentials.password, row.as_ref().map(|r| r.password_hash.clone()))
+            .await?;
+        let row = match row {
+            Some(row) if ok => row,
+            _ => {
+                self.throttle.fail(&email, client);
+                return Err(IdentityError::InvalidCredentials);
+            }
+        };
+        self.throttle.succeed(&email);
+        let now = now_secs();
+        let ttl = self.config.token_ttl.as_secs();
+        let claims = Claims {
+            iss: self.config.issuer.clone(),
+            aud: self.config.audience.clone(),
+            sub: row.id,
+            role: row.role,
+            iat: now,
+            exp: now + ttl,
+        };
+        let access_token = self
+            .config
+            .signing_key
+            .sign(&claims)
+            .map_err(IdentityError::Internal)?;
+        Ok(AccessToken {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: ttl,
+        })
+    }
+
+    async fn me(&self, ctx: &RequestContext) -> Outcome<User> {
+        let id = ctx.require_user()?.id;
+        // A valid token for an account that no longer exists proves nothing.
+        self.find_by_id(id)
+            .await?
+            .map(user)
+            .unwrap_or(Err(IdentityError::Unauthenticated))
+    }
+
+    async fn get_user(&self, ctx: &RequestContext, id: Uuid) -> Outcome<User> {
+        let allowed = ctx.trusted
+            || ctx
+                .user()
+                .is_some_and(|u| u.role == Role::Admin || u.id == id);
+        if !allowed {
+            ctx.require_user()?;
+            // Another user's account: its existence is not revealed.
+            return Err(IdentityError::NotFound);
+        }
+        self.find_by_id(id)
+            .await?
+            .map(user)
+            .unwrap_or(Err(IdentityError::NotFound))
+    }
+
+    async fn jwks(&self, _ctx: &RequestContext) -> Outcome<Jwks> {
+        Ok(Jwks {
+            keys: vec![self.config.signing_key.public_jwk().clone()],
+        })
+    }
+
+    async fn ensure_admin(&self, ctx: &RequestContext, email: String, password: String) -> Outcome<User> {
+        ctx.require_trusted()?;
+        let new = NewUser {
+            email,
+            password,
+            display_name: "Administrator".into(),
+        };
+        validate_new_user(&new)?;
+        let email = normalize_email(&new.email);
+        for _ in 0..2 {
+            let lookup = email.clone();
+            let promoted = self
+                .db
+                .run(move |conn| {
+                    write_transaction(conn, |c| -> Outcome<Option<UserRow>> {
+                        let Some(mut row) = store::by_email(c, &lookup)? else {
+                            return Ok(None);
+                        };
+                        if row.role != Role::Admin.as_str() {
+                            store::set_role(c, &row.id, Role::Admin.as_str(), db::now())?;
+                            row.role = Role::Admin.as_str().to_string();
+                        }
+                        Ok(Some(row))
+                    })
+                })
+                .await?;
+            if let Some(row) = promoted {
+                return user(row);
+            }
+            match self.create(new.clone(), Role::Admin).await {
+                // Someone created the account meanwhile: promote it on the next pass.
+                Err(IdentityError::EmailTaken) => continue,
+                other => return other,
+            }
+        }
+        Err(IdentityError::Internal("ensure_admin kept racing".into()))
+    }
+}

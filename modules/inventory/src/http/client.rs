@@ -1,0 +1,4 @@
+//! `InventoryClient`: the inventory contract over HTTP, generated with the trait by `shop_kernel::contract!`
+//! so that the two can never disagree.
+
+pub use crate::api::InventoryClient;

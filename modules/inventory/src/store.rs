@@ -1,0 +1,269 @@
+//! diesel queries on inventory's own tables. Every function takes the connection, so a service can run
+//! several in one transaction.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use shop_kernel::db::DbConn;
+
+diesel::table! {
+    inventory_stock (sku) {
+        sku -> Text,
+        on_hand -> BigInt,
+        reserved -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    inventory_reservations (order_id) {
+        order_id -> Text,
+        status -> Text,
+        expires_at -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    inventory_reservation_lines (order_id, sku) {
+        order_id -> Text,
+        sku -> Text,
+        quantity -> BigInt,
+    }
+}
+
+diesel::table! {
+    inventory_adjustments (id) {
+        id -> Text,
+        sku -> Text,
+        delta -> BigInt,
+        reason -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    inventory_idempotency_keys (caller, key) {
+        caller -> Text,
+        key -> Text,
+        request -> Text,
+        response -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+/// A stock row: (sku, on_hand, reserved).
+pub type StockRow = (String, i64, i64);
+
+/// A reservation header: (status, expires_at).
+pub type ReservationRow = (String, NaiveDateTime);
+
+pub fn stock(conn: &mut DbConn, sku: &str) -> QueryResult<Option<StockRow>> {
+    use inventory_stock::dsl as s;
+    s::inventory_stock
+        .filter(s::sku.eq(sku))
+        .select((s::sku, s::on_hand, s::reserved))
+        .first(conn)
+        .optional()
+}
+
+/// Sets on hand unless that would fall below reserved; returns rows changed (0: missing or below).
+pub fn set_on_hand(conn: &mut DbConn, sku: &str, on_hand: i64, now: NaiveDateTime) -> QueryResult<usize> {
+    use inventory_stock::dsl as s;
+    diesel::update(s::inventory_stock.filter(s::sku.eq(sku)).filter(s::reserved.le(on_hand)))
+        .set((s::on_hand.eq(on_hand), s::updated_at.eq(now)))
+        .execute(conn)
+}
+
+pub fn insert_stock(conn: &mut DbConn, sku: &str, on_hand: i64, now: NaiveDateTime) -> QueryResult<usize> {
+    use inventory_stock::dsl as s;
+    diesel::insert_into(s::inventory_stock)
+        .values((s::sku.eq(sku), s::on_hand.eq(on_hand), s::reserved.eq(0i64), s::updated_at.eq(now)))
+        .execute(conn)
+}
+
+/// Adds `delta` to on hand if available stays non-negative; returns rows changed.
+pub fn add_on_hand(conn: &mut DbConn, sku: &str, delta: i64, now: NaiveDateTime) -> QueryResult<usize> {
+    use inventory_stock::dsl as s;
+    diesel::update(
+        s::inventory_stock
+            .filter(s::sku.eq(sku))
+            .filter((s::on_hand + delta).ge(s::reserved)),
+    )
+    .set((s::on_hand.eq(s::on_hand + delta), s::updated_at.eq(now)))
+    .execute(conn)
+}
+
+/// Holds `quantity` units if that many are available; returns rows changed.
+pub fn hold(conn: &mut DbConn, sku: &str, quantity: i64, now: NaiveDateTime) -> QueryResult<usize> {
+    use inventory_stock::dsl as s;
+    diesel::update(
+        s::inventory_stock
+            .filter(s::sku.eq(sku))
+            .filter((s::on_hand - s::reserved).ge(quantity)),
+    )
+    .set((s::reserved.eq(s::reserved + quantity), s::updated_at.eq(now)))
+    .execute(conn)
+}
+
+/// Stops holding `quantity` units.
+pub fn unhold(conn: &mut DbConn, sku: &str, quantity: i64, now: NaiveDateTime) -> QueryResult<usize> {
+    use inventory_stock::dsl as s;
+    diesel::update(s::inventory_stock.filter(s::sku.eq(sku)))
+        .set((s::reserved.eq(s::reserved - quantity), s::updated_at.eq(now)))
+        .execute(conn)
+}
+
+/// Held units leave the warehouse: both on hand and reserved drop.
+pub fn ship(conn: &mut DbConn, sku: &str, quantity: i64, now: NaiveDateTime) -> QueryResult<usize> {
+    use inventory_stock::dsl as s;
+    diesel::update(s::inventory_stock.filter(s::sku.eq(sku)))
+        .set((
+            s::on_hand.eq(s::on_hand - quantity),
+            s::reserved.eq(s::reserved - quantity),
+            s::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+/// Shipped units come back (a confirmed order was cancelled).
+pub fn restock(conn: &mut DbConn, sku: &str, quantity: i64, now: NaiveDateTime) -> QueryResult<usize> {
+    use inventory_stock::dsl as s;
+    diesel::update(s::inventory_stock.filter(s::sku.eq(sku)))
+        .set((s::on_hand.eq(s::on_hand + quantity), s::updated_at.eq(now)))
+        .execute(conn)
+}
+
+pub fn insert_adjustment(
+    conn: &mut DbConn,
+    sku: &str,
+    delta: i64,
+    reason: &str,
+    created_by: Option<String>,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    use inventory_adjustments::dsl as a;
+    diesel::insert_into(a::inventory_adjustments)
+        .values((
+            a::id.eq(uuid::Uuid::now_v7().to_string()),
+            a::sku.eq(sku),
+            a::delta.eq(delta),
+            a::reason.eq(reason),
+            a::created_by.eq(created_by),
+            a::created_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+pub fn reservation(conn: &mut DbConn, order_id: &str) -> QueryResult<Option<ReservationRow>> {
+    use inventory_reservations::dsl as r;
+    r::inventory_reservations
+        .filter(r::order_id.eq(order_id))
+        .select((r::status, r::expires_at))
+        .first(conn)
+        .optional()
+}
+
+/// The reservation's lines as (sku, quantity), sorted by SKU.
+pub fn reservation_lines(conn: &mut DbConn, order_id: &str) -> QueryResult<Vec<(String, i64)>> {
+    use inventory_reservation_lines::dsl as l;
+    l::inventory_reservation_lines
+        .filter(l::order_id.eq(order_id))
+        .select((l::sku, l::quantity))
+        .order(l::sku.asc())
+        .load(conn)
+}
+
+pub fn insert_reservation(
+    conn: &mut DbConn,
+    order_id: &str,
+    status: &str,
+    lines: &[(String, i64)],
+    expires_at: NaiveDateTime,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    use inventory_reservation_lines::dsl as l;
+    use inventory_reservations::dsl as r;
+    diesel::insert_into(r::inventory_reservations)
+        .values((
+            r::order_id.eq(order_id),
+            r::status.eq(status),
+            r::expires_at.eq(expires_at),
+            r::created_at.eq(now),
+            r::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    for (sku, quantity) in lines {
+        diesel::insert_into(l::inventory_reservation_lines)
+            .values((l::order_id.eq(order_id), l::sku.eq(sku), l::quantity.eq(quantity)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Moves a reservation from one status to another; returns rows changed (0: it was not in `from`).
+pub fn transition(
+    conn: &mut DbConn,
+    order_id: &str,
+    from: &str,
+    to: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    use inventory_reservations::dsl as r;
+    diesel::update(
+        r::inventory_reservations
+            .filter(r::order_id.eq(order_id))
+            .filter(r::status.eq(from)),
+    )
+    .set((r::status.eq(to), r::updated_at.eq(now)))
+    .execute(conn)
+}
+
+/// Held reservations whose time is up, oldest first.
+pub fn expired_holds(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<String>> {
+    use inventory_reservations::dsl as r;
+    r::inventory_reservations
+        .filter(r::status.eq("held"))
+        .filter(r::expires_at.lt(now))
+        .order(r::expires_at.asc())
+        .select(r::order_id)
+        .limit(limit)
+        .load(conn)
+}
+
+/// The stored (request, response) for a caller's idempotency key.
+pub fn idempotency_entry(conn: &mut DbConn, caller: &str, key: &str) -> QueryResult<Option<(String, String)>> {
+    use inventory_idempotency_keys::dsl as k;
+    k::inventory_idempotency_keys
+        .filter(k::caller.eq(caller))
+        .filter(k::key.eq(key))
+        .select((k::request, k::response))
+        .first(conn)
+        .optional()
+}
+
+pub fn insert_idempotency_entry(
+    conn: &mut DbConn,
+    caller: &str,
+    key: &str,
+    request: &str,
+    response: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    use inventory_idempotency_keys::dsl as k;
+    diesel::insert_into(k::inventory_idempotency_keys)
+        .values((
+            k::caller.eq(caller),
+            k::key.eq(key),
+            k::request.eq(request),
+            k::response.eq(response),
+            k::created_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+pub fn delete_idempotency_entries_before(conn: &mut DbConn, cutoff: NaiveDateTime) -> QueryResult<usize> {
+    use inventory_idempotency_keys::dsl as k;
+    diesel::delete(k::inventory_idempotency_keys.filter(k::created_at.lt(cutoff))).execute(conn)
+}

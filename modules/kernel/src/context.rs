@@ -1,0 +1,185 @@
+//! Who is calling, and on whose behalf: the first argument of every module trait method.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A shopper: registered through the public API.
+    Customer,
+    /// Staff: may change the catalog and stock.
+    Admin,
+}
+
+impl Role {
+    /// The role's wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "customer" => Some(Role::Customer),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// An authenticated user, as proven by a verified access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCaller {
+    /// The user's id (the token's `sub`).
+    pub id: Uuid,
+    /// The user's role when the token was issued.
+    pub role: Role,
+}
+
+/// The end user a call is made for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Caller {
+    /// No (valid) credentials were presented.
+    #[default]
+    Anonymous,
+    /// A user with a verified access token.
+    User(UserCaller),
+}
+
+/// Why a caller may not do something; every module error converts from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessDenied {
+    /// No user is signed in (401).
+    Unauthenticated,
+    /// The user lacks the role (403).
+    Forbidden,
+}
+
+/// Request-scoped facts every module call carries: caller, correlation ids, deadline.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// Correlates logs across modules and services (`x-request-id`).
+    pub request_id: String,
+    /// W3C `traceparent` received from the client, forwarded on remote calls.
+    pub traceparent: Option<String>,
+    /// The end user the call is made for.
+    pub caller: Caller,
+    /// The caller's raw bearer token, forwarded when a module is called over HTTP.
+    pub token: Option<String>,
+    /// True when the call comes from another module (in-process, or over `/internal` with the service
+    /// credential) rather than from an outside client. Operations reserved to modules check it.
+    pub trusted: bool,
+    /// The client's network address, for throttling.
+    pub client_addr: Option<String>,
+    /// When the caller stops waiting; remote calls never wait past it.
+    pub deadline: Option<Instant>,
+}
+
+impl RequestContext {
+    /// A context for work the system does by itself (startup tasks, sweepers, the CLI).
+    pub fn system() -> Self {
+        RequestContext {
+            request_id: Uuid::now_v7().to_string(),
+            trusted: true,
+            ..Default::default()
+        }
+    }
+
+    /// The same context, marked as a call between modules (keeps the user it is made for).
+    pub fn as_trusted(&self) -> Self {
+        RequestContext {
+            trusted: true,
+            ..self.clone()
+        }
+    }
+
+    /// The signed-in user, if any.
+    pub fn user(&self) -> Option<&UserCaller> {
+        match &self.caller {
+            Caller::User(u) => Some(u),
+            Caller::Anonymous => None,
+        }
+    }
+
+    /// The signed-in user, or `Unauthenticated`.
+    pub fn require_user(&self) -> Result<&UserCaller, AccessDenied> {
+        self.user().ok_or(AccessDenied::Unauthenticated)
+    }
+
+    /// An admin user, or `Unauthenticated` / `Forbidden`.
+    pub fn require_admin(&self) -> Result<&UserCaller, AccessDenied> {
+        let user = self.require_user()?;
+        if user.role == Role::Admin {
+            Ok(user)
+        } else {
+            Err(AccessDenied::Forbidden)
+        }
+    }
+
+    /// A call from another module or from the system itself; outside clients are `Forbidden`.
+    pub fn require_trusted(&self) -> Result<(), AccessDenied> {
+        if self.trusted {
+            Ok(())
+        } else if self.user().is_none() {
+            Err(AccessDenied::Unauthenticated)
+        } else {
+            Err(AccessDenied::Forbidden)
+        }
+    }
+
+    /// Time left before the deadline (`None`: no deadline).
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(role: Role) -> RequestContext {
+        RequestContext {
+            caller: Caller::User(UserCaller {
+                id: Uuid::now_v7(),
+                role,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn anonymous_callers_are_unauthenticated_for_admin_operations() {
+        assert_eq!(
+            RequestContext::default().require_admin(),
+            Err(AccessDenied::Unauthenticated)
+        );
+    }
+
+    #[test]
+    fn customers_are_forbidden_admin_operations() {
+        assert_eq!(
+            user(Role::Customer).require_admin(),
+            Err(AccessDenied::Forbidden)
+        );
+        assert!(user(Role::Admin).require_admin().is_ok());
+    }
+
+    #[test]
+    fn only_module_calls_are_trusted() {
+        assert_eq!(
+            user(Role::Admin).require_trusted(),
+            Err(AccessDenied::Forbidden)
+        );
+        assert!(user(Role::Customer).as_trusted().require_trusted().is_ok());
+        assert!(RequestContext::system().require_trusted().is_ok());
+    }
+}

@@ -1,0 +1,296 @@
+//! One connection type for SQLite and PostgreSQL, a pool, and the blocking-pool bridge.
+//!
+//! diesel is blocking: every query runs through [`Database::run`] on tokio's blocking pool, never on an
+//! actix worker thread.
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::r2d2::R2D2Connection;
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, MultiConnection};
+
+/// A connection to either backend; every module query is written once against it.
+#[derive(MultiConnection)]
+pub enum DbConn {
+    /// PostgreSQL (production).
+    Pg(PgConnection),
+    /// SQLite (the embedded default).
+    Sqlite(SqliteConnection),
+}
+
+/// Which database a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `postgres://` or `postgresql://`.
+    Postgres,
+    /// `sqlite://<path>`.
+    Sqlite,
+}
+
+/// Database failures; modules map them to their own `Internal` variant.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL names no supported backend.
+    #[error("unsupported database URL (expected sqlite://<path> or postgres://...): {0}")]
+    UnsupportedUrl(String),
+    /// Could not connect or get a pooled connection.
+    #[error("database connection failed: {0}")]
+    Connection(String),
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// The blocking task was cancelled or panicked.
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+impl Backend {
+    /// The backend a URL names.
+    pub fn of_url(url: &str) -> Result<Backend, DbError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if url.starts_with("sqlite://") {
+            Ok(Backend::Sqlite)
+        } else {
+            Err(DbError::UnsupportedUrl(redact(url)))
+        }
+    }
+}
+
+/// The URL with any password replaced, for logs and messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Opens connections, choosing the backend from the URL scheme (so PostgreSQL errors stay readable).
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: String,
+    backend: Backend,
+}
+
+impl ConnectionManager {
+    fn establish(&self) -> Result<DbConn, DbError> {
+        match self.backend {
+            Backend::Postgres => PgConnection::establish(&self.url)
+                .map(DbConn::Pg)
+                .map_err(|e| DbError::Connection(e.to_string())),
+            Backend::Sqlite => {
+                let path = self.url.trim_start_matches("sqlite://");
+                let mut conn = SqliteConnection::establish(path)
+                    .map_err(|e| DbError::Connection(e.to_string()))?;
+                // WAL lets readers run beside the writer; the busy timeout makes writers queue instead of
+                // failing with "database is locked".
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(|e| DbError::Connection(e.to_string()))?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConn;
+    type Error = DbError;
+
+    fn connect(&self) -> Result<DbConn, DbError> {
+        self.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), DbError> {
+        conn.ping().map_err(DbError::Query)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// A connection pool plus the facts modules need about it.
+#[derive(Clone)]
+pub struct Database {
+    pool: r2d2::Pool<ConnectionManager>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+impl Database {
+    /// Connects a pool of at most `max_connections`; for SQLite, creates the file's directory first.
+    pub fn connect(url: &str, max_connections: u32) -> Result<Database, DbError> {
+        let backend = Backend::of_url(url)?;
+        if backend == Backend::Sqlite {
+            let path = Path::new(url.trim_start_matches("sqlite://"));
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    DbError::Connection(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let manager = ConnectionManager {
+            url: url.to_string(),
+            backend,
+        };
+        // Fail fast with the real error instead of r2d2's generic timeout.
+        manager.establish()?;
+        let pool = r2d2::Pool::builder()
+            .max_size(max_connections)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| DbError::Connection(e.to_string()))?;
+        Ok(Database { pool, backend })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Checks out a connection on the current thread (blocking; for the CLI and migrations).
+    pub fn get(&self) -> Result<r2d2::PooledConnection<ConnectionManager>, DbError> {
+        self.pool
+            .get()
+            .map_err(|e| DbError::Connection(e.to_string()))
+    }
+
+    /// Runs blocking database work on the blocking pool and awaits its result.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| E::from(DbError::Connection(e.to_string())))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| E::from(DbError::Task(e.to_string())))?
+    }
+
+    /// True when a connection can be checked out and answers a trivial query.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.run(|conn| conn.ping().map_err(DbError::Query).map(|_| ()))
+            .await
+    }
+}
+
+/// Runs `f` in a write transaction. On SQLite it starts with `BEGIN IMMEDIATE`, so a transaction that reads
+/// before it writes takes the write lock up front and waits its turn, instead of failing with
+/// "database is locked" when it later tries to upgrade.
+pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    if let DbConn::Pg(_) = conn {
+        return conn.transaction(f);
+    }
+    // The multi-connection's transaction manager delegates to the inner connection's, so nested
+    // `transaction` calls inside `f` become savepoints as usual.
+    if let DbConn::Sqlite(inner) = conn {
+        AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+    }
+    match f(conn) {
+        Ok(value) => {
+            <DbConn as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            <DbConn as Connection>::TransactionManager::rollback_transaction(conn)?;
+            Err(e)
+        }
+    }
+}
+
+/// True for a unique-constraint violation, on either backend.
+pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+/// The current time truncated to microseconds, the precision both backends store.
+pub fn now() -> chrono::NaiveDateTime {
+    let now = chrono::Utc::now().naive_utc();
+    chrono::Timelike::with_nanosecond(&now, now.and_utc().timestamp_subsec_micros() * 1000)
+        .unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact("postgres://shop:secret@db:5432/shop"),
+            "postgres://shop:***@db:5432/shop"
+        );
+        assert_eq!(redact("postgres://db/shop"), "postgres://db/shop");
+        assert_eq!(redact("sqlite://data/shop.db"), "sqlite://data/shop.db");
+    }
+
+    #[test]
+    fn backends_are_chosen_by_scheme() {
+        assert_eq!(Backend::of_url("sqlite://x.db").ok(), Some(Backend::Sqlite));
+        assert_eq!(Backend::of_url("postgresql://h/d").ok(), Some(Backend::Postgres));
+        assert!(Backend::of_url("mysql://h/d").is_err());
+    }
+
+    #[test]
+    fn sqlite_write_transactions_commit_and_roll_back() -> Result<(), DbError> {
+        let dir = std::env::temp_dir().join(format!("shop-kernel-{}", uuid::Uuid::now_v7()));
+        let db = Database::connect(&format!("sqlite://{}/t.db", dir.display()), 2)?;
+        let mut conn = db.get()?;
+        conn.batch_execute("CREATE TABLE t (n INTEGER NOT NULL)")?;
+        write_transaction(&mut conn, |c| c.batch_execute("INSERT INTO t VALUES (1)"))?;
+        let failed: Result<(), diesel::result::Error> = write_transaction(&mut conn, |c| {
+            c.batch_execute("INSERT INTO t VALUES (2)")?;
+            Err(diesel::result::Error::RollbackTransaction)
+        });
+        assert!(failed.is_err());
+        use diesel::RunQueryDsl;
+        let count: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT COUNT(*) FROM t)",
+        ))
+        .get_result(&mut *conn)?;
+        assert_eq!(count, 1);
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
+}

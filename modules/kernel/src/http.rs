@@ -1,0 +1,297 @@
+//! actix-web glue shared by every module's HTTP server: problem responses, the request-context extractors,
+//! the `/internal` RPC plumbing and the handlers that turn actix's own errors into problems.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Payload;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+
+use crate::auth::{TokenError, TokenVerifier};
+use crate::context::{Caller, RequestContext};
+use crate::problem::{ApiError, PROBLEM_CONTENT_TYPE, Problem, codes};
+use crate::rpc::{DEADLINE_HEADER, DispatchError, REQUEST_ID_HEADER, SERVICE_TOKEN_HEADER, TRUSTED_HEADER};
+
+/// Largest JSON body a public endpoint accepts.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+/// Largest body an `/internal` call accepts.
+pub const MAX_RPC_BODY: usize = 1024 * 1024;
+/// How long a request may take before module calls it makes stop waiting.
+pub const REQUEST_BUDGET: Duration = Duration::from_secs(30);
+
+/// A problem as an actix error: handlers return `Result<_, HttpProblem>` and `?` module errors into it.
+#[derive(Debug)]
+pub struct HttpProblem(pub Box<Problem>);
+
+impl HttpProblem {
+    /// Wraps a problem.
+    pub fn new(problem: Problem) -> Self {
+        HttpProblem(Box::new(problem))
+    }
+}
+
+impl std::fmt::Display for HttpProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.0.title, self.0.code)
+    }
+}
+
+impl<E: ApiError> From<E> for HttpProblem {
+    fn from(e: E) -> Self {
+        let problem = e.to_problem();
+        // 5xx causes are logged here, once; the body never carries them.
+        if problem.status >= 500 {
+            tracing::error!(error = %e, code = %problem.code, "request failed");
+        }
+        HttpProblem::new(problem)
+    }
+}
+
+impl ResponseError for HttpProblem {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        problem_response(&self.0)
+    }
+}
+
+/// The HTTP response for a problem (with `Retry-After` when it says when to retry).
+pub fn problem_response(problem: &Problem) -> HttpResponse {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = HttpResponse::build(status);
+    resp.insert_header((header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE));
+    if let Some(secs) = problem.retry_after {
+        resp.insert_header((header::RETRY_AFTER, secs.to_string()));
+    }
+    resp.body(serde_json::to_string(problem).unwrap_or_default())
+}
+
+/// The shared service credential that `/internal` routes require.
+#[derive(Clone)]
+pub struct ServiceToken(pub Option<String>);
+
+fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn unauthenticated(detail: &str) -> HttpProblem {
+    HttpProblem::new(Problem::new(401, codes::UNAUTHENTICATED, "Unauthenticated", detail))
+}
+
+fn base_context(req: &HttpRequest) -> RequestContext {
+    let request_id = header_str(req, REQUEST_ID_HEADER)
+        .filter(|id| !id.is_empty() && id.len() <= 128)
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    RequestContext {
+        request_id,
+        traceparent: header_str(req, "traceparent").map(str::to_string),
+        client_addr: req.peer_addr().map(|a| a.ip().to_string()),
+        deadline: Some(Instant::now() + REQUEST_BUDGET),
+        ..Default::default()
+    }
+}
+
+async fn authenticate(req: &HttpRequest, mut ctx: RequestContext) -> Result<RequestContext, HttpProblem> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(ctx);
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| unauthenticated("Authorization must be `Bearer <access_token>`."))?;
+    let verifier = req
+        .app_data::<web::Data<TokenVerifier>>()
+        .ok_or_else(|| unauthenticated("This server cannot verify access tokens."))?;
+    match verifier.verify(token).await {
+        Ok(user) => {
+            ctx.caller = Caller::User(user);
+            ctx.token = Some(token.to_string());
+            Ok(ctx)
+        }
+        Err(TokenError::Invalid(reason)) => {
+            tracing::debug!(%reason, "rejected access token");
+            Err(unauthenticated("The access token is invalid or expired."))
+        }
+        Err(TokenError::KeysUnavailable(reason)) => Err(HttpProblem::new(Problem::new(
+            503,
+            codes::UNAVAILABLE,
+            "Service unavailable",
+            format!("Access tokens cannot be verified right now: {reason}"),
+        ))),
+    }
+}
+
+/// The request context of a public route: request id, client address and the verified caller.
+/// A missing token gives an anonymous caller; an invalid one is rejected with 401.
+pub struct PublicContext(pub RequestContext);
+
+impl FromRequest for PublicContext {
+    type Error = HttpProblem;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let ctx = base_context(&req);
+            authenticate(&req, ctx).await.map(PublicContext)
+        })
+    }
+}
+
+/// The request context of an `/internal` route: the service credential is required; the user token and
+/// the trusted flag travel with the call.
+pub struct InternalContext(pub RequestContext);
+
+impl FromRequest for InternalContext {
+    type Error = HttpProblem;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let expected = req
+                .app_data::<web::Data<ServiceToken>>()
+                .and_then(|t| t.0.clone())
+                .ok_or_else(|| {
+                    unauthenticated("This server accepts no service calls: SHOP_SERVICE_TOKEN is not set.")
+                })?;
+            let presented = header_str(&req, SERVICE_TOKEN_HEADER).unwrap_or_default();
+            if !constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+                return Err(unauthenticated("A valid service credential is required."));
+            }
+            let mut ctx = base_context(&req);
+            ctx.trusted = header_str(&req, TRUSTED_HEADER) == Some("1");
+            if let Some(ms) = header_str(&req, DEADLINE_HEADER).and_then(|v| v.parse::<u64>().ok()) {
+                ctx.deadline = Some(Instant::now() + Duration::from_millis(ms).min(REQUEST_BUDGET));
+            }
+            authenticate(&req, ctx).await.map(InternalContext)
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Parses the JSON body of an `/internal` call.
+pub fn rpc_arguments(body: &[u8]) -> Result<serde_json::Value, HttpProblem> {
+    if body.is_empty() {
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| HttpProblem::new(Problem::bad_request(format!("Body is not JSON: {e}"))))
+}
+
+/// The response to an `/internal` call.
+pub fn rpc_response<E: ApiError>(
+    result: Result<serde_json::Value, DispatchError<E>>,
+) -> Result<HttpResponse, HttpProblem> {
+    match result {
+        Ok(value) => Ok(HttpResponse::Ok().json(value)),
+        Err(DispatchError::Api(e)) => Err(e.into()),
+        Err(DispatchError::UnknownOperation(op)) => Err(HttpProblem::new(Problem::new(
+            404,
+            codes::NOT_FOUND,
+            "Not found",
+            format!("No operation named {op}."),
+        ))),
+        Err(DispatchError::BadArguments(e)) => Err(HttpProblem::new(Problem::bad_request(e))),
+        Err(DispatchError::Encode(e)) => {
+            tracing::error!(error = %e, "cannot encode an operation's result");
+            Err(HttpProblem::new(Problem::new(500, codes::INTERNAL, "Internal error", "")))
+        }
+    }
+}
+
+/// 201 Created with a `Location` header and a JSON body.
+pub fn created<T: serde::Serialize>(location: String, body: &T) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            HeaderValue::from_str(&location).unwrap_or(HeaderValue::from_static("/")),
+        ))
+        .json(body)
+}
+
+/// JSON extractor settings: size limit and problem bodies for every way a body can be wrong.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_JSON_BODY)
+        .error_handler(|err, _req| {
+            let problem = match &err {
+                JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => Problem::new(
+                    413,
+                    codes::PAYLOAD_TOO_LARGE,
+                    "Payload too large",
+                    format!("The body must not exceed {MAX_JSON_BODY} bytes."),
+                ),
+                JsonPayloadError::ContentType => Problem::new(
+                    415,
+                    codes::UNSUPPORTED_MEDIA_TYPE,
+                    "Unsupported media type",
+                    "The body must be JSON (Content-Type: application/json).",
+                ),
+                JsonPayloadError::Deserialize(e) if e.is_data() => {
+                    let mut p = Problem::validation(vec![crate::problem::FieldError::new(
+                        "body",
+                        e.to_string(),
+                    )]);
+                    p.detail = Some(format!("The body does not match the expected shape: {e}"));
+                    p
+                }
+                JsonPayloadError::Deserialize(e) => Problem::bad_request(format!("Malformed JSON: {e}")),
+                other => Problem::bad_request(other.to_string()),
+            };
+            HttpProblem::new(problem).into()
+        })
+}
+
+/// Path-parameter errors (e.g. a malformed id) become 400 problems.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err: PathError, _req| {
+        HttpProblem::new(Problem::bad_request(format!("Invalid path parameter: {err}"))).into()
+    })
+}
+
+/// Query-string errors become 400 problems.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
+        HttpProblem::new(Problem::bad_request(format!("Invalid query string: {err}"))).into()
+    })
+}
+
+/// Raw-body limit for `/internal` calls.
+pub fn payload_config() -> web::PayloadConfig {
+    web::PayloadConfig::new(MAX_RPC_BODY)
+}
+
+/// The default service: any unknown route is a 404 problem.
+pub async fn not_found() -> HttpResponse {
+    problem_response(&Problem::new(404, codes::NOT_FOUND, "Not found", "No such route."))
+}
+
+/// The `Idempotency-Key` header, if present (length is checked by the module's service layer).
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, HttpProblem> {
+    match req.headers().get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => v.to_str().map(|s| Some(s.to_string())).map_err(|_| {
+            HttpProblem::new(Problem::validation(vec![crate::problem::FieldError::new(
+                "Idempotency-Key",
+                "must be visible ASCII",
+            )]))
+        }),
+    }
+}

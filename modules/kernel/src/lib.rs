@@ -1,0 +1,33 @@
+//! The thin shared kernel of shop.
+//!
+//! Everything here is shared vocabulary that every module needs to speak the same way: who is calling
+//! ([`RequestContext`]), how errors look on the wire ([`Problem`]), pages, money, and the plumbing that makes a
+//! module callable in-process or over HTTP through one trait ([`contract!`]). No business rules live here.
+
+pub mod context;
+pub mod jwks;
+pub mod money;
+pub mod page;
+pub mod problem;
+pub mod rpc;
+pub mod validation;
+
+#[cfg(feature = "auth")]
+pub mod auth;
+#[cfg(feature = "db")]
+pub mod db;
+#[cfg(feature = "server")]
+pub mod http;
+
+pub use context::{AccessDenied, Caller, RequestContext, Role, UserCaller};
+pub use money::Money;
+pub use page::{Page, PageRequest};
+pub use problem::{ApiError, FieldError, Problem};
+
+/// Re-exports used by code that [`contract!`] generates inside module crates.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+    pub use serde;
+    pub use serde_json;
+}

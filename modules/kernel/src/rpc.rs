@@ -1,0 +1,180 @@
+//! The remote form of a module contract: one `POST /internal/<module>/<operation>` per trait method.
+//!
+//! [`contract!`](crate::contract) writes the trait, its HTTP client and its server-side dispatcher from one
+//! list of methods, so the remote side can never fall behind the trait.
+
+use std::fmt;
+
+/// Header carrying the service credential on `/internal` calls.
+pub const SERVICE_TOKEN_HEADER: &str = "x-shop-service-token";
+/// Header marking a call as made by a module (see `RequestContext::trusted`).
+pub const TRUSTED_HEADER: &str = "x-shop-trusted";
+/// Header carrying the caller's remaining time budget in milliseconds.
+pub const DEADLINE_HEADER: &str = "x-shop-deadline-ms";
+/// Header carrying the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Whether a failed remote call may be sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Reads nothing but state: always safe to repeat.
+    Read,
+    /// Writes, but repeating it has the same effect as doing it once (idempotent by key or by nature).
+    Idempotent,
+    /// Repeating it could apply it twice: retried only when the request never reached the server.
+    Once,
+}
+
+/// One operation of a contract, as listed in its OpenAPI document.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation {
+    /// Method name, the last path segment.
+    pub name: &'static str,
+    /// Retry class.
+    pub retry: Retry,
+    /// Argument list as written in the trait (`sku: String, delta: i64`).
+    pub args: &'static str,
+    /// Result type as written in the trait.
+    pub returns: &'static str,
+    /// The method's doc comment.
+    pub doc: &'static str,
+}
+
+/// Why an `/internal` call could not be answered with the operation's own result.
+#[derive(Debug)]
+pub enum DispatchError<E> {
+    /// No operation of that name (404).
+    UnknownOperation(String),
+    /// The arguments did not match the operation's parameters (400).
+    BadArguments(String),
+    /// The result could not be encoded (500).
+    Encode(String),
+    /// The operation itself failed.
+    Api(E),
+}
+
+impl<E: fmt::Display> fmt::Display for DispatchError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DispatchError::UnknownOperation(op) => write!(f, "unknown operation {op}"),
+            DispatchError::BadArguments(e) => write!(f, "bad arguments: {e}"),
+            DispatchError::Encode(e) => write!(f, "cannot encode result: {e}"),
+            DispatchError::Api(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Declares a module contract: the async trait, the [`Operation`] list, the server-side `dispatch`
+/// function and (with the module's `client` feature) an HTTP client implementing the trait.
+///
+/// Each method is prefixed with its retry class (`Read`, `Idempotent` or `Once`) and may only carry doc
+/// comments.
+#[macro_export]
+macro_rules! contract {
+    (
+        $(#[doc = $tdoc:literal])*
+        pub trait $trait:ident {
+            module = $module:literal;
+            error = $err:ty;
+            client = $client:ident;
+            $(
+                $(#[doc = $doc:literal])*
+                $retry:ident fn $name:ident ( $( $arg:ident : $aty:ty ),* $(,)? ) -> $out:ty;
+            )*
+        }
+    ) => {
+        $(#[doc = $tdoc])*
+        #[$crate::__private::async_trait]
+        pub trait $trait: Send + Sync {
+            $(
+                $(#[doc = $doc])*
+                async fn $name(&self, ctx: &$crate::RequestContext, $($arg: $aty),*) -> ::std::result::Result<$out, $err>;
+            )*
+        }
+
+        /// The module's name, the path segment of its `/internal` operations.
+        pub const MODULE: &str = $module;
+
+        /// The contract's operations, each served as `POST /internal/<module>/<operation>`.
+        pub const OPERATIONS: &[$crate::rpc::Operation] = &[
+            $(
+                $crate::rpc::Operation {
+                    name: stringify!($name),
+                    retry: $crate::rpc::Retry::$retry,
+                    args: stringify!($($arg: $aty),*),
+                    returns: stringify!($out),
+                    doc: concat!($($doc, "\n"),*),
+                },
+            )*
+        ];
+
+        /// Runs one `/internal` operation: decodes its arguments, calls the trait, encodes the result.
+        pub async fn dispatch(
+            api: &dyn $trait,
+            ctx: &$crate::RequestContext,
+            operation: &str,
+            args: $crate::__private::serde_json::Value,
+        ) -> ::std::result::Result<$crate::__private::serde_json::Value, $crate::rpc::DispatchError<$err>> {
+            match operation {
+                $(
+                    stringify!($name) => {
+                        #[derive(::serde::Deserialize)]
+                        #[serde(deny_unknown_fields)]
+                        struct Args { $($arg: $aty,)* }
+                        #[allow(unused_variables)]
+                        let args: Args = $crate::__private::serde_json::from_value(args)
+                            .map_err(|e| $crate::rpc::DispatchError::BadArguments(e.to_string()))?;
+                        let out = api.$name(ctx, $(args.$arg),*).await.map_err($crate::rpc::DispatchError::Api)?;
+                        $crate::__private::serde_json::to_value(out)
+                            .map_err(|e| $crate::rpc::DispatchError::Encode(e.to_string()))
+                    }
+                )*
+                other => Err($crate::rpc::DispatchError::UnknownOperation(other.to_string())),
+            }
+        }
+
+        #[cfg(feature = "client")]
+        #[doc = concat!("`", stringify!($trait), "` over HTTP, against a server of the `", $module, "` module.")]
+        #[derive(Clone)]
+        pub struct $client {
+            rpc: $crate::rpc::RpcClient,
+        }
+
+        #[cfg(feature = "client")]
+        impl $client {
+            /// A client calling the module at the RPC client's base URL.
+            pub fn new(rpc: $crate::rpc::RpcClient) -> Self {
+                $client { rpc }
+            }
+
+            /// The underlying RPC client (base URL, health checks).
+            pub fn rpc(&self) -> &$crate::rpc::RpcClient {
+                &self.rpc
+            }
+        }
+
+        #[cfg(feature = "client")]
+        #[$crate::__private::async_trait]
+        impl $trait for $client {
+            $(
+                async fn $name(&self, ctx: &$crate::RequestContext, $($arg: $aty),*) -> ::std::result::Result<$out, $err> {
+                    #[derive(::serde::Serialize)]
+                    struct Args<'a> {
+                        $($arg: &'a $aty,)*
+                        #[serde(skip)]
+                        _borrow: ::std::marker::PhantomData<&'a ()>,
+                    }
+                    let args = Args { $($arg: &$arg,)* _borrow: ::std::marker::PhantomData };
+                    self.rpc
+                        .call($module, ctx, stringify!($name), $crate::rpc::Retry::$retry, &args)
+                        .await
+                }
+            )*
+        }
+    };
+}
+
+#[cfg(feature = "client")]
+mod client;
+#[cfg(feature = "client")]
+pub use client::{RpcClient, RpcConfig};

@@ -1,0 +1,334 @@
+//! The HTTP client under every remote module: per-attempt timeout, total deadline, retries of idempotent
+//! calls with jittered backoff (honouring `Retry-After`), and a circuit breaker.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{DEADLINE_HEADER, REQUEST_ID_HEADER, Retry, SERVICE_TOKEN_HEADER, TRUSTED_HEADER};
+use crate::context::RequestContext;
+use crate::problem::{ApiError, Problem};
+
+/// How to reach a remote module.
+#[derive(Debug, Clone)]
+pub struct RpcConfig {
+    /// Base URL of the service, e.g. `http://inventory:8080`.
+    pub base_url: String,
+    /// The shared service credential sent on `/internal` calls.
+    pub service_token: Option<String>,
+    /// Longest wait for one attempt.
+    pub attempt_timeout: Duration,
+    /// Longest wait for a call, retries included (the caller's deadline can shorten it).
+    pub total_timeout: Duration,
+    /// Retries after the first attempt, for calls that may be retried.
+    pub max_retries: u32,
+    /// Consecutive transport failures that open the circuit.
+    pub breaker_threshold: u32,
+    /// How long an open circuit fails calls fast before letting one through.
+    pub breaker_cooldown: Duration,
+}
+
+impl RpcConfig {
+    /// Defaults suited to calls between services in one data centre.
+    pub fn new(base_url: impl Into<String>, service_token: Option<String>) -> Self {
+        RpcConfig {
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            service_token,
+            attempt_timeout: Duration::from_secs(5),
+            total_timeout: Duration::from_secs(10),
+            max_retries: 2,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Breaker {
+    consecutive_failures: AtomicU32,
+    open_until: Mutex<Option<Instant>>,
+}
+
+impl Breaker {
+    fn is_open(&self) -> bool {
+        match self.open_until.lock() {
+            Ok(mut guard) => match *guard {
+                Some(until) if Instant::now() < until => true,
+                Some(_) => {
+                    // Half-open: let calls through; the next failure re-opens at once.
+                    *guard = None;
+                    false
+                }
+                None => false,
+            },
+            Err(_) => false,
+        }
+    }
+
+    fn record(&self, ok: bool, threshold: u32, cooldown: Duration) {
+        if ok {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+            return;
+        }
+        let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= threshold {
+            if let Ok(mut guard) = self.open_until.lock() {
+                *guard = Some(Instant::now() + cooldown);
+            }
+            self.consecutive_failures.store(threshold - 1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Calls `/internal` operations of one remote module.
+#[derive(Clone)]
+pub struct RpcClient {
+    http: reqwest::Client,
+    config: Arc<RpcConfig>,
+    breaker: Arc<Breaker>,
+}
+
+enum Attempt<T, E> {
+    Done(Result<T, E>),
+    /// Worth another try; the server asked for at least this pause.
+    Retry(String, Option<Duration>, bool),
+}
+
+impl RpcClient {
+    /// A client for the module at `config.base_url`.
+    pub fn new(config: RpcConfig) -> Result<RpcClient, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.attempt_timeout.min(Duration::from_secs(2)))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(RpcClient {
+            http,
+            config: Arc::new(config),
+            breaker: Arc::new(Breaker::default()),
+        })
+    }
+
+    /// The remote service's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.config.base_url
+    }
+
+    /// Calls `POST /internal/<module>/<operation>` with `args` as the JSON body.
+    pub async fn call<A, R, E>(
+        &self,
+        module: &str,
+        ctx: &RequestContext,
+        operation: &str,
+        retry: Retry,
+        args: &A,
+    ) -> Result<R, E>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+        E: ApiError,
+    {
+        let url = format!("{}/internal/{module}/{operation}", self.config.base_url);
+        let body = serde_json::to_vec(args)
+            .map_err(|e| E::unavailable(format!("cannot encode arguments: {e}")))?;
+        let started = Instant::now();
+        let budget = match ctx.remaining() {
+            Some(left) => left.min(self.config.total_timeout),
+            None => self.config.total_timeout,
+        };
+        let mut attempt = 0u32;
+        loop {
+            if self.breaker.is_open() {
+                return Err(E::unavailable(format!(
+                    "{module} is unavailable (circuit open after repeated failures)"
+                )));
+            }
+            let left = budget.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(E::unavailable(format!("{module} did not answer in time")));
+            }
+            let timeout = left.min(self.config.attempt_timeout);
+            let mut req = self
+                .http
+                .post(&url)
+                .timeout(timeout)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(REQUEST_ID_HEADER, &ctx.request_id)
+                .header(DEADLINE_HEADER, left.as_millis().to_string())
+                .body(body.clone());
+            if let Some(token) = &self.config.service_token {
+                req = req.header(SERVICE_TOKEN_HEADER, token);
+            }
+            if let Some(token) = &ctx.token {
+                req = req.bearer_auth(token);
+            }
+            if ctx.trusted {
+                req = req.header(TRUSTED_HEADER, "1");
+            }
+            if let Some(tp) = &ctx.traceparent {
+                req = req.header("traceparent", tp);
+            }
+            let outcome = self.attempt::<R, E>(module, operation, req).await;
+            match outcome {
+                Attempt::Done(result) => return result,
+                Attempt::Retry(reason, pause, never_sent) => {
+                    let may_retry = match retry {
+                        Retry::Read | Retry::Idempotent => true,
+                        // A request that never reached the server cannot have been applied.
+                        Retry::Once => never_sent,
+                    };
+                    if !may_retry || attempt >= self.config.max_retries {
+                        return Err(E::unavailable(reason));
+                    }
+                    let backoff = pause.unwrap_or_else(|| jittered_backoff(attempt));
+                    if started.elapsed() + backoff >= budget {
+                        return Err(E::unavailable(reason));
+                    }
+                    tracing::debug!(module, operation, attempt, error = %reason, "retrying remote call");
+                    tokio::time::sleep(backoff).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn attempt<R, E>(
+        &self,
+        module: &str,
+        operation: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Attempt<R, E>
+    where
+        R: DeserializeOwned,
+        E: ApiError,
+    {
+        let (threshold, cooldown) = (self.config.breaker_threshold, self.config.breaker_cooldown);
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => {
+                self.breaker.record(false, threshold, cooldown);
+                let reason = format!("{module}.{operation} failed: {}", transport_reason(&e));
+                return Attempt::Retry(reason, None, e.is_connect());
+            }
+        };
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                self.breaker.record(false, threshold, cooldown);
+                return Attempt::Retry(
+                    format!("{module}.{operation} failed: {}", transport_reason(&e)),
+                    None,
+                    false,
+                );
+            }
+        };
+        if status.is_success() {
+            self.breaker.record(true, threshold, cooldown);
+            return Attempt::Done(serde_json::from_slice(&bytes).map_err(|e| {
+                E::unavailable(format!("{module}.{operation} sent an unreadable answer: {e}"))
+            }));
+        }
+        match serde_json::from_slice::<Problem>(&bytes) {
+            // 503 from the remote means one of *its* dependencies is down: retryable, as is a 429.
+            Ok(problem) if matches!(problem.status, 503 | 429) => {
+                self.breaker.record(true, threshold, cooldown);
+                if problem.status == 429 {
+                    return Attempt::Done(Err(E::from_problem(problem)));
+                }
+                Attempt::Retry(problem.detail_or_empty(), retry_after, false)
+            }
+            Ok(problem) => {
+                self.breaker.record(true, threshold, cooldown);
+                Attempt::Done(Err(E::from_problem(problem)))
+            }
+            // Not a problem document: a proxy or a server that is not shop answered.
+            Err(_) => {
+                self.breaker.record(false, threshold, cooldown);
+                Attempt::Retry(
+                    format!("{module}.{operation} answered HTTP {status} without a problem document"),
+                    retry_after,
+                    false,
+                )
+            }
+        }
+    }
+
+    /// `GET <base>/<path>` decoded as JSON, with the same timeouts (for JWKS and health checks).
+    pub async fn get_json<R: DeserializeOwned>(&self, path: &str) -> Result<R, String> {
+        if self.breaker.is_open() {
+            return Err(format!("{} is unavailable (circuit open)", self.config.base_url));
+        }
+        let url = format!("{}{path}", self.config.base_url);
+        let resp = self
+            .http
+            .get(&url)
+            .timeout(self.config.attempt_timeout)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url} failed: {}", transport_reason(&e)))?;
+        if !resp.status().is_success() {
+            return Err(format!("GET {url} answered HTTP {}", resp.status()));
+        }
+        resp.json::<R>()
+            .await
+            .map_err(|e| format!("GET {url} sent an unreadable answer: {e}"))
+    }
+}
+
+fn transport_reason(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "cannot connect".to_string()
+    } else {
+        e.to_string()
+    }
+}
+
+/// 50 ms, 100 ms, 200 ms... each with up to 50% random jitter so that retries from many callers spread out.
+fn jittered_backoff(attempt: u32) -> Duration {
+    let base = 50u64.saturating_mul(1 << attempt.min(6));
+    let jitter = RandomState::new().build_hasher().finish() % (base / 2 + 1);
+    Duration::from_millis(base + jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_within_its_jitter() {
+        for attempt in 0..4 {
+            let base = 50u64 << attempt;
+            let d = jittered_backoff(attempt).as_millis() as u64;
+            assert!(d >= base && d <= base + base / 2, "attempt {attempt}: {d}");
+        }
+    }
+
+    #[test]
+    fn the_breaker_opens_after_the_threshold_and_half_opens_after_the_cooldown() {
+        let b = Breaker::default();
+        for _ in 0..2 {
+            b.record(false, 3, Duration::from_millis(30));
+        }
+        assert!(!b.is_open());
+        b.record(false, 3, Duration::from_millis(30));
+        assert!(b.is_open());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!b.is_open());
+        b.record(false, 3, Duration::from_millis(30));
+        assert!(b.is_open(), "one failure while half-open re-opens the circuit");
+    }
+}

@@ -1,0 +1,78 @@
+//! Turns `validator` errors into problem field errors.
+
+use validator::{ValidationErrors, ValidationErrorsKind};
+
+use crate::problem::FieldError;
+
+/// Flattens nested validation errors into `field.path: message` pairs, sorted for stable output.
+pub fn field_errors(errors: &ValidationErrors) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    collect("", errors, &mut out);
+    out.sort_by(|a, b| a.field.cmp(&b.field));
+    out
+}
+
+fn collect(prefix: &str, errors: &ValidationErrors, out: &mut Vec<FieldError>) {
+    for (field, kind) in errors.errors() {
+        let path = if prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{prefix}.{field}")
+        };
+        match kind {
+            ValidationErrorsKind::Field(errs) => {
+                for e in errs {
+                    let message = e
+                        .message
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_else(|| format!("is invalid ({})", e.code));
+                    out.push(FieldError::new(path.clone(), message));
+                }
+            }
+            ValidationErrorsKind::Struct(inner) => collect(&path, inner, out),
+            ValidationErrorsKind::List(items) => {
+                for (i, inner) in items {
+                    collect(&format!("{path}[{i}]"), inner, out);
+                }
+            }
+        }
+    }
+}
+
+/// Validates a value; `Err` holds the field errors.
+pub fn check<T: validator::Validate>(value: &T) -> Result<(), Vec<FieldError>> {
+    value.validate().map_err(|e| field_errors(&e))
+}
+
+/// True for SKUs made of 1–64 of `A-Z a-z 0-9 - _ .`.
+pub fn is_valid_sku(sku: &str) -> bool {
+    (1..=64).contains(&sku.len())
+        && sku
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// `validator` custom rule for SKUs.
+pub fn validate_sku(sku: &str) -> Result<(), validator::ValidationError> {
+    if is_valid_sku(sku) {
+        Ok(())
+    } else {
+        Err(validator::ValidationError::new("sku")
+            .with_message("must be 1-64 characters of A-Z a-z 0-9 - _ .".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skus_allow_only_the_documented_alphabet() {
+        assert!(is_valid_sku("ABC-123_x.y"));
+        assert!(!is_valid_sku(""));
+        assert!(!is_valid_sku("has space"));
+        assert!(!is_valid_sku("é"));
+        assert!(!is_valid_sku(&"a".repeat(65)));
+    }
+}
