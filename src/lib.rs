@@ -1,1 +1,10 @@
+//! shop: the composition root. Reads configuration, builds each module locally or as a remote client,
+//! and serves them over HTTP. Everything testable lives here so tests build the same application.
 
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod migrate;
+pub mod openapi;
+pub mod server;
+pub mod telemetry;

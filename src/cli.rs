@@ -1,0 +1,114 @@
+//! The command line: `shop serve | migrate | openapi | admin create`.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use shop_kernel::RequestContext;
+
+use crate::app::{StartupError, build};
+use crate::config::Config;
+
+/// shop: an online-shop backend whose modules run in one process or as separate services.
+#[derive(Debug, Parser)]
+#[command(name = "shop", version, about)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the HTTP server (migrations are applied first).
+    Serve,
+    /// Applies the local modules' pending migrations and exits.
+    Migrate,
+    /// Writes the OpenAPI documents.
+    Openapi {
+        /// Where to write them.
+        #[arg(long, default_value = "openapi")]
+        dir: PathBuf,
+        /// Only compare: exit non-zero when the files differ from the code.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Manages admin accounts.
+    Admin {
+        /// The admin action.
+        #[command(subcommand)]
+        action: AdminCommand,
+    },
+}
+
+/// Admin subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Creates an admin (or grants the admin role to an existing account); the password is read from stdin.
+    Create {
+        /// The admin's email.
+        #[arg(long)]
+        email: String,
+    },
+}
+
+/// Runs a non-serving command; returns the process exit code.
+pub async fn run_command(command: Command) -> Result<i32, StartupError> {
+    match command {
+        Command::Serve => Ok(0),
+        Command::Migrate => {
+            let config = Config::from_env()?;
+            tokio::task::spawn_blocking(move || build(&config).map(|_| ()))
+                .await
+                .map_err(|e| StartupError::Other(e.to_string()))??;
+            println!("migrations applied");
+            Ok(0)
+        }
+        Command::Openapi { dir, check } => {
+            if check {
+                let drift = crate::openapi::drifted(&dir).map_err(StartupError::Other)?;
+                if drift.is_empty() {
+                    println!("{} is up to date", dir.display());
+                    Ok(0)
+                } else {
+                    eprintln!("{} differs from the code: {}; run `shop openapi`", dir.display(), drift.join(", "));
+                    Ok(1)
+                }
+            } else {
+                crate::openapi::write_all(&dir).map_err(StartupError::Other)?;
+                println!("wrote OpenAPI documents to {}", dir.display());
+                Ok(0)
+            }
+        }
+        Command::Admin {
+            action: AdminCommand::Create { email },
+        } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .map_err(|e| StartupError::Other(format!("cannot read the password from stdin: {e}")))?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            let config = Config::from_env()?;
+            let modules = tokio::task::spawn_blocking(move || build(&config))
+                .await
+                .map_err(|e| StartupError::Other(e.to_string()))??;
+            let identity = modules
+                .identity
+                .ok_or_else(|| StartupError::Other("identity is unreachable".into()))?;
+            match identity
+                .ensure_admin(&RequestContext::system(), email.clone(), password)
+                .await
+            {
+                Ok(user) => {
+                    println!("admin {} ({})", user.email, user.id);
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("cannot create the admin {email}: {e}");
+                    Ok(1)
+                }
+            }
+        }
+    }
+}

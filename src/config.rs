@@ -1,0 +1,320 @@
+//! Configuration: `SHOP_*` environment variables, optionally completed by a `.env` file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A bounded context this binary may serve or call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Module {
+    /// Users, passwords, tokens.
+    Identity,
+    /// Products and prices.
+    Catalog,
+    /// Stock and reservations.
+    Inventory,
+}
+
+impl Module {
+    /// Every module, in dependency order.
+    pub const ALL: [Module; 3] = [Module::Identity, Module::Catalog, Module::Inventory];
+
+    /// The module's name (`inventory`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Module::Identity => "identity",
+            Module::Catalog => "catalog",
+            Module::Inventory => "inventory",
+        }
+    }
+
+    /// Parses a module name.
+    pub fn parse(s: &str) -> Option<Module> {
+        Module::ALL.into_iter().find(|m| m.name() == s)
+    }
+
+    /// Whether this binary was built with the module's implementation (cargo feature of the same name).
+    pub fn compiled_in(self) -> bool {
+        match self {
+            Module::Identity => cfg!(feature = "identity"),
+            Module::Catalog => cfg!(feature = "catalog"),
+            Module::Inventory => cfg!(feature = "inventory"),
+        }
+    }
+
+    /// The variable naming the module's remote base URL (`SHOP_INVENTORY_URL`).
+    pub fn url_var(self) -> String {
+        format!("SHOP_{}_URL", self.name().to_uppercase())
+    }
+
+    /// The variable that may give the module a database of its own (`SHOP_INVENTORY_DATABASE_URL`).
+    pub fn database_var(self) -> String {
+        format!("SHOP_{}_DATABASE_URL", self.name().to_uppercase())
+    }
+}
+
+impl fmt::Display for Module {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The whole configuration of one process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `SHOP_HTTP_ADDR`: where to listen.
+    pub http_addr: String,
+    /// `SHOP_DATABASE_URL`: the database of every local module without its own URL.
+    pub database_url: String,
+    /// `SHOP_<MODULE>_DATABASE_URL`: a module's own database.
+    pub module_database_urls: BTreeMap<Module, String>,
+    /// `SHOP_DATA_DIR`: the SQLite file and the generated signing key live here.
+    pub data_dir: PathBuf,
+    /// `SHOP_MODULES`: modules served by this process.
+    pub local_modules: BTreeSet<Module>,
+    /// `SHOP_<MODULE>_URL`: base URLs of modules served elsewhere.
+    pub remote_urls: BTreeMap<Module, String>,
+    /// `SHOP_SERVICE_TOKEN`: the credential services present to each other on `/internal` routes.
+    pub service_token: Option<String>,
+    /// `SHOP_ADMIN_EMAIL`: an admin ensured at startup (with `SHOP_ADMIN_PASSWORD`).
+    pub admin_email: Option<String>,
+    /// `SHOP_ADMIN_PASSWORD`.
+    pub admin_password: Option<String>,
+    /// `SHOP_LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: LogFormat,
+    /// `SHOP_CURRENCY`: the shop's one currency (default EUR).
+    pub currency: String,
+    /// `SHOP_JWT_SIGNING_KEY`: base64url Ed25519 seed; generated into the data dir when absent.
+    pub jwt_signing_key: Option<String>,
+    /// `SHOP_JWT_ISSUER` (default `shop`).
+    pub jwt_issuer: String,
+    /// `SHOP_JWT_AUDIENCE` (default `shop`).
+    pub jwt_audience: String,
+    /// `SHOP_ACCESS_TOKEN_TTL_SECS` (default 3600).
+    pub access_token_ttl: Duration,
+    /// `SHOP_ARGON2_MEMORY_KIB`, `SHOP_ARGON2_ITERATIONS`, `SHOP_ARGON2_PARALLELISM` (OWASP defaults).
+    pub argon2: (u32, u32, u32),
+    /// `SHOP_LOGIN_MAX_FAILURES_PER_ACCOUNT` (5), `SHOP_LOGIN_MAX_FAILURES_PER_CLIENT` (20),
+    /// `SHOP_LOGIN_WINDOW_SECS` (900).
+    pub login_throttle: (u32, u32, Duration),
+    /// `SHOP_RESERVATION_TTL_SECS` (900): held reservations expire after this.
+    pub reservation_ttl: Duration,
+    /// `SHOP_DB_POOL_SIZE` (default 10).
+    pub db_pool_size: u32,
+    /// `SHOP_REMOTE_TIMEOUT_MS` (default 5000): per attempt of a call to a remote module.
+    pub remote_timeout: Duration,
+    /// `SHOP_WORKERS`: HTTP worker threads (default: one per core).
+    pub workers: Option<usize>,
+}
+
+/// A configuration mistake, naming the variable to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+fn parse<T: std::str::FromStr>(
+    get: &dyn Fn(&str) -> Option<String>,
+    var: &str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match get(var) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError(format!("{var}={v:?} is not a valid value"))),
+    }
+}
+
+impl Config {
+    /// Reads the process environment, after loading `.env` from the working directory if present
+    /// (variables already set win).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Config::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Builds a configuration from any variable source (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get: &dyn Fn(&str) -> Option<String> = &get;
+        let data_dir = PathBuf::from(get("SHOP_DATA_DIR").unwrap_or_else(|| "data".into()));
+        let database_url = get("SHOP_DATABASE_URL")
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("shop.db").display()));
+        let local_modules = match get("SHOP_MODULES") {
+            None => Module::ALL.into_iter().filter(|m| m.compiled_in()).collect(),
+            Some(list) => {
+                let mut set = BTreeSet::new();
+                for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let module = Module::parse(name).ok_or_else(|| {
+                        ConfigError(format!(
+                            "SHOP_MODULES names unknown module {name:?} (known: identity, catalog, inventory)"
+                        ))
+                    })?;
+                    if !module.compiled_in() {
+                        return Err(ConfigError(format!(
+                            "SHOP_MODULES names {name}, but this binary was built without it \
+                             (build with --features {name}, or set {} to call it remotely)",
+                            module.url_var()
+                        )));
+                    }
+                    set.insert(module);
+                }
+                set
+            }
+        };
+        let mut remote_urls = BTreeMap::new();
+        let mut module_database_urls = BTreeMap::new();
+        for m in Module::ALL {
+            if let Some(url) = get(&m.url_var()) {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ConfigError(format!("{} must be an http(s) URL, got {url:?}", m.url_var())));
+                }
+                remote_urls.insert(m, url.trim_end_matches('/').to_string());
+            }
+            if let Some(url) = get(&m.database_var()) {
+                module_database_urls.insert(m, url);
+            }
+        }
+        let log_format = match get("SHOP_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError(format!("SHOP_LOG_FORMAT must be text or json, got {other:?}")));
+            }
+        };
+        let currency = get("SHOP_CURRENCY").unwrap_or_else(|| "EUR".into());
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(ConfigError(format!("SHOP_CURRENCY must be an ISO 4217 code like EUR, got {currency:?}")));
+        }
+        let config = Config {
+            http_addr: get("SHOP_HTTP_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into()),
+            database_url,
+            module_database_urls,
+            data_dir,
+            local_modules,
+            remote_urls,
+            service_token: get("SHOP_SERVICE_TOKEN"),
+            admin_email: get("SHOP_ADMIN_EMAIL"),
+            admin_password: get("SHOP_ADMIN_PASSWORD"),
+            log_format,
+            currency,
+            jwt_signing_key: get("SHOP_JWT_SIGNING_KEY"),
+            jwt_issuer: get("SHOP_JWT_ISSUER").unwrap_or_else(|| "shop".into()),
+            jwt_audience: get("SHOP_JWT_AUDIENCE").unwrap_or_else(|| "shop".into()),
+            access_token_ttl: Duration::from_secs(parse(get, "SHOP_ACCESS_TOKEN_TTL_SECS", 3600u64)?),
+            argon2: (
+                parse(get, "SHOP_ARGON2_MEMORY_KIB", 19_456u32)?,
+                parse(get, "SHOP_ARGON2_ITERATIONS", 2u32)?,
+                parse(get, "SHOP_ARGON2_PARALLELISM", 1u32)?,
+            ),
+            login_throttle: (
+                parse(get, "SHOP_LOGIN_MAX_FAILURES_PER_ACCOUNT", 5u32)?,
+                parse(get, "SHOP_LOGIN_MAX_FAILURES_PER_CLIENT", 20u32)?,
+                Duration::from_secs(parse(get, "SHOP_LOGIN_WINDOW_SECS", 900u64)?),
+            ),
+            reservation_ttl: Duration::from_secs(parse(get, "SHOP_RESERVATION_TTL_SECS", 900u64)?),
+            db_pool_size: parse(get, "SHOP_DB_POOL_SIZE", 10u32)?,
+            remote_timeout: Duration::from_millis(parse(get, "SHOP_REMOTE_TIMEOUT_MS", 5000u64)?),
+            workers: match get("SHOP_WORKERS") {
+                None => None,
+                Some(_) => Some(parse(get, "SHOP_WORKERS", 1usize)?),
+            },
+        };
+        config.check_topology()?;
+        Ok(config)
+    }
+
+    /// Every module must be local or reachable, and identity (whose keys verify every token) above all.
+    fn check_topology(&self) -> Result<(), ConfigError> {
+        if self.local_modules.is_empty() && self.remote_urls.is_empty() {
+            return Err(ConfigError(
+                "this process serves no module: set SHOP_MODULES or a SHOP_<MODULE>_URL".into(),
+            ));
+        }
+        let identity = Module::Identity;
+        if !self.local_modules.contains(&identity) && !self.remote_urls.contains_key(&identity) {
+            return Err(ConfigError(format!(
+                "identity is not served here and has no URL: set {} (its keys verify every access token)",
+                identity.url_var()
+            )));
+        }
+        let remote_in_use = self.remote_urls.keys().any(|m| !self.local_modules.contains(m));
+        if remote_in_use && self.service_token.is_none() {
+            return Err(ConfigError(
+                "remote modules are configured but SHOP_SERVICE_TOKEN is not set: services authenticate \
+                 each other with it"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database URL of a local module.
+    pub fn database_url_for(&self, module: Module) -> &str {
+        self.module_database_urls
+            .get(&module)
+            .map(String::as_str)
+            .unwrap_or(&self.database_url)
+    }
+
+    /// Modules called over HTTP (configured with a URL and not served here).
+    pub fn remote_modules(&self) -> impl Iterator<Item = (Module, &str)> {
+        self.remote_urls
+            .iter()
+            .filter(|(m, _)| !self.local_modules.contains(m))
+            .map(|(m, url)| (*m, url.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_serve_every_compiled_module_on_a_local_sqlite_file() -> Result<(), ConfigError> {
+        let c = config(&[])?;
+        assert_eq!(c.http_addr, "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://data/shop.db");
+        assert_eq!(c.local_modules.len(), Module::ALL.iter().filter(|m| m.compiled_in()).count());
+        Ok(())
+    }
+
+    #[test]
+    fn a_module_without_identity_must_name_identitys_url() {
+        let err = config(&[("SHOP_MODULES", "inventory")]).err().map(|e| e.0).unwrap_or_default();
+        assert!(err.contains("SHOP_IDENTITY_URL"), "{err}");
+    }
+
+    #[test]
+    fn remote_modules_need_the_service_token() {
+        let err = config(&[("SHOP_MODULES", "identity,catalog"), ("SHOP_INVENTORY_URL", "http://inv:8080")])
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(err.contains("SHOP_SERVICE_TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn unknown_modules_and_bad_numbers_are_named() {
+        let err = config(&[("SHOP_MODULES", "billing")]).err().map(|e| e.0).unwrap_or_default();
+        assert!(err.contains("billing"), "{err}");
+        let err = config(&[("SHOP_DB_POOL_SIZE", "many")]).err().map(|e| e.0).unwrap_or_default();
+        assert!(err.contains("SHOP_DB_POOL_SIZE"), "{err}");
+    }
+}

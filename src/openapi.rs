@@ -1,0 +1,209 @@
+//! The OpenAPI documents: one for the whole public API, one per module (its public routes plus its
+//! `/internal` operations). `shop openapi` writes them to `openapi/`; a test fails when they drift.
+
+use std::path::Path;
+
+use actix_web::App;
+use shop_kernel::rpc::{Operation, Retry};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{InfoBuilder, OpenApi};
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+type Routes = fn(&mut ServiceConfig);
+
+fn collect(routes: &[Routes]) -> OpenApi {
+    let mut app = App::new().into_utoipa_app();
+    for r in routes {
+        app = app.configure(*r);
+    }
+    app.split_for_parts().1
+}
+
+/// Adds what every document shares: info, security schemes and the problem schema.
+pub fn finish(mut doc: OpenApi, title: &str, description: &str) -> OpenApi {
+    doc.info = InfoBuilder::new()
+        .title(title)
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(Some(description))
+        .build();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .description(Some("Access token from POST /api/v1/auth/token"))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "service_token",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            shop_kernel::rpc::SERVICE_TOKEN_HEADER,
+            "The shared service credential (SHOP_SERVICE_TOKEN)",
+        ))),
+    );
+    // Problems and pages are referenced by name from handlers; make sure their schemas are present.
+    use utoipa::PartialSchema as _;
+    use utoipa::ToSchema as _;
+    for (name, schema) in [
+        (shop_kernel::Problem::name(), shop_kernel::Problem::schema()),
+        (shop_kernel::FieldError::name(), shop_kernel::FieldError::schema()),
+        (shop_kernel::Money::name(), shop_kernel::Money::schema()),
+    ] {
+        components.schemas.entry(name.to_string()).or_insert(schema);
+    }
+    doc
+}
+
+fn retry_name(r: Retry) -> &'static str {
+    match r {
+        Retry::Read => "read (retried)",
+        Retry::Idempotent => "idempotent (retried)",
+        Retry::Once => "once (retried only if never sent)",
+    }
+}
+
+/// A markdown table of a contract's operations, for the `/internal` path's description.
+fn operations_table(module: &str, ops: &[Operation]) -> String {
+    let mut out = format!(
+        "Each method of the `{module}` contract is `POST /internal/{module}/<operation>`. The body is a JSON \
+         object of the arguments by name; 200 carries the result as JSON, any error is a problem document whose \
+         `code` maps back to the module error.\n\n| operation | arguments | result | retry | |\n|---|---|---|---|---|\n"
+    );
+    for op in ops {
+        out.push_str(&format!(
+            "| `{}` | `{}` | `{}` | {} | {} |\n",
+            op.name,
+            op.args,
+            op.returns,
+            retry_name(op.retry),
+            op.doc.trim().replace('\n', " ")
+        ));
+    }
+    out
+}
+
+fn module_document(module: &str, public: Routes, internal: Routes, ops: &[Operation]) -> OpenApi {
+    let mut doc = collect(&[public, internal]);
+    let internal_path = format!("/internal/{module}/{{operation}}");
+    if let Some(item) = doc.paths.paths.get_mut(&internal_path)
+        && let Some(op) = item.post.as_mut()
+    {
+        op.description = Some(operations_table(module, ops));
+    }
+    finish(
+        doc,
+        &format!("shop {module}"),
+        &format!("The {module} module: its public routes and the /internal operations other services call."),
+    )
+}
+
+/// Every document, by file name.
+pub fn documents() -> Vec<(&'static str, OpenApi)> {
+    vec![
+        (
+            "shop.json",
+            finish(
+                collect(&[
+                    crate::server::operations_routes,
+                    shop_identity::http::server::public_routes,
+                    shop_catalog::http::server::public_routes,
+                    shop_inventory::http::server::public_routes,
+                ]),
+                "shop",
+                "The public HTTP API of shop, version 1.",
+            ),
+        ),
+        (
+            "identity.json",
+            module_document(
+                shop_identity::MODULE,
+                shop_identity::http::server::public_routes,
+                shop_identity::http::server::internal_routes,
+                shop_identity::OPERATIONS,
+            ),
+        ),
+        (
+            "catalog.json",
+            module_document(
+                shop_catalog::MODULE,
+                shop_catalog::http::server::public_routes,
+                shop_catalog::http::server::internal_routes,
+                shop_catalog::OPERATIONS,
+            ),
+        ),
+        (
+            "inventory.json",
+            module_document(
+                shop_inventory::MODULE,
+                shop_inventory::http::server::public_routes,
+                shop_inventory::http::server::internal_routes,
+                shop_inventory::OPERATIONS,
+            ),
+        ),
+    ]
+}
+
+/// The exact bytes written for a document.
+pub fn render(doc: &OpenApi) -> Result<String, String> {
+    doc.to_pretty_json()
+        .map(|mut s| {
+            s.push('\n');
+            s
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// Writes every document into `dir`.
+pub fn write_all(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (name, doc) in documents() {
+        let path = dir.join(name);
+        std::fs::write(&path, render(&doc)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The documents in `dir` that differ from the code (missing files count).
+pub fn drifted(dir: &Path) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for (name, doc) in documents() {
+        let expected = render(&doc)?;
+        let actual = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        if actual != expected {
+            out.push(name.to_string());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_openapi_documents_match_the_code() -> Result<(), String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi");
+        let drift = drifted(&dir)?;
+        assert!(drift.is_empty(), "openapi/ is stale ({drift:?}): run `cargo run -- openapi`");
+        Ok(())
+    }
+
+    #[test]
+    fn module_documents_list_every_internal_operation() {
+        for (name, doc) in documents().into_iter().skip(1) {
+            let json = render(&doc).unwrap_or_default();
+            let ops = match name {
+                "identity.json" => shop_identity::OPERATIONS,
+                "catalog.json" => shop_catalog::OPERATIONS,
+                _ => shop_inventory::OPERATIONS,
+            };
+            for op in ops {
+                assert!(json.contains(&format!("`{}`", op.name)), "{name} lacks {}", op.name);
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! HTTP server assembly: module routes (local, or mounted over the remote client), operations endpoints,
+//! middleware, and startup/shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{App, HttpResponse, HttpServer, get, web};
+use serde::Serialize;
+use shop_kernel::http::{ServiceToken, json_config, not_found, path_config, payload_config, query_config};
+use tracing::Instrument;
+use utoipa::ToSchema;
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::app::{Modules, StartupError, build, ensure_admin};
+use crate::config::{Config, Module};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Result of a readiness check.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: String,
+    /// One entry per dependency: `database:<module>` or `remote:<module>`, with `ok` or the failure.
+    pub checks: Vec<Check>,
+}
+
+/// One readiness check.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// `ok`, or why not.
+    pub status: String,
+}
+
+/// Liveness: the process is up and serving HTTP.
+#[utoipa::path(
+    tag = "operations",
+    operation_id = "get_liveness",
+    responses((status = 200, description = "Alive"))
+)]
+#[get("/health/live")]
+async fn health_live() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "live" }))
+}
+
+/// Readiness: every local module's database and every remote module answer.
+#[utoipa::path(
+    tag = "operations",
+    operation_id = "get_readiness",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "A dependency is down", body = Readiness),
+    )
+)]
+#[get("/health/ready")]
+async fn health_ready(modules: web::Data<Modules>) -> HttpResponse {
+    let mut checks = Vec::new();
+    for (module, db) in &modules.databases {
+        let status = match tokio::time::timeout(Duration::from_secs(3), db.ping()).await {
+            Ok(Ok(())) => "ok".to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_string(),
+        };
+        checks.push(Check {
+            name: format!("database:{module}"),
+            status,
+        });
+    }
+    for (module, client) in &modules.remotes {
+        let status = match client.get_json::<serde_json::Value>("/health/live").await {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e,
+        };
+        checks.push(Check {
+            name: format!("remote:{module}"),
+            status,
+        });
+    }
+    let ready = checks.iter().all(|c| c.status == "ok");
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" }.into(),
+        checks,
+    };
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// The routes of the operations endpoints that the OpenAPI document lists.
+pub fn operations_routes(cfg: &mut ServiceConfig) {
+    cfg.service(health_live).service(health_ready);
+}
+
+/// Registers the public routes of every module this process can reach, and the `/internal` routes of
+/// its local modules.
+fn module_routes(modules: &Modules) -> impl FnOnce(&mut ServiceConfig) + use<> {
+    let identity = modules.identity.is_some();
+    let catalog = modules.catalog.is_some();
+    let inventory = modules.inventory.is_some();
+    let local: Vec<Module> = modules.databases.iter().map(|(m, _)| *m).collect();
+    move |cfg| {
+        if identity {
+            cfg.configure(shop_identity::http::server::public_routes);
+        }
+        if catalog {
+            cfg.configure(shop_catalog::http::server::public_routes);
+        }
+        if inventory {
+            cfg.configure(shop_inventory::http::server::public_routes);
+        }
+        for module in local {
+            match module {
+                Module::Identity => cfg.configure(shop_identity::http::server::internal_routes),
+                Module::Catalog => cfg.configure(shop_catalog::http::server::internal_routes),
+                Module::Inventory => cfg.configure(shop_inventory::http::server::internal_routes),
+            };
+        }
+    }
+}
+
+/// The OpenAPI document of what this process serves.
+pub fn served_openapi(modules: &Modules) -> utoipa::openapi::OpenApi {
+    let (_, doc) = App::new()
+        .into_utoipa_app()
+        .configure(operations_routes)
+        .configure(module_routes(modules))
+        .split_for_parts();
+    crate::openapi::finish(doc, "shop", "The shop API as served by this process.")
+}
+
+/// Adds or propagates `x-request-id`, and logs each request once in a span that carries it.
+fn traced<S, B>(
+    req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + use<S, B>
+where
+    S: Service<actix_web::dev::ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    let mut req = req;
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let header = HeaderValue::from_str(&request_id).ok();
+    if let Some(h) = &header {
+        req.headers_mut().insert(REQUEST_ID, h.clone());
+    }
+    let span = tracing::info_span!(
+        "http_request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.path(),
+    );
+    let started = Instant::now();
+    let fut = span.in_scope(|| srv.call(req));
+    async move {
+        let mut res = fut.await?;
+        let status = res.status().as_u16();
+        let route = res.request().match_pattern().unwrap_or_else(|| "UNMATCHED".into());
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        if status >= 500 {
+            tracing::error!(status, %route, elapsed_ms, "request failed");
+        } else {
+            tracing::info!(status, %route, elapsed_ms, "request finished");
+        }
+        if let Some(h) = header {
+            res.headers_mut().insert(REQUEST_ID, h);
+        }
+        Ok(res)
+    }
+    .instrument(span)
+}
+
+/// A started server: its address, and the future that runs it until shutdown.
+pub struct RunningServer {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// Runs the server; resolves after a graceful shutdown (SIGTERM, SIGINT or the handle).
+    pub server: actix_web::dev::Server,
+    /// The modules the server was built with.
+    pub modules: Modules,
+}
+
+/// Opens databases, applies migrations, ensures the admin, binds the address and starts the workers.
+pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
+    let build_config = config.clone();
+    let modules = tokio::task::spawn_blocking(move || build(&build_config))
+        .await
+        .map_err(|e| StartupError::Other(e.to_string()))??;
+    ensure_admin(&config, &modules).await?;
+
+    let listener = std::net::TcpListener::bind(&config.http_addr)
+        .map_err(|e| StartupError::Other(format!("cannot listen on {} (SHOP_HTTP_ADDR): {e}", config.http_addr)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartupError::Other(e.to_string()))?;
+
+    #[cfg(feature = "inventory")]
+    if let Some(inventory) = modules.inventory_service.clone() {
+        let every = (config.reservation_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            loop {
+                ticker.tick().await;
+                match inventory.sweep().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(expired = n, "expired reservations released"),
+                    Err(e) => tracing::warn!(error = %e, "reservation sweep failed"),
+                }
+            }
+        });
+    }
+
+    let openapi = served_openapi(&modules);
+    let metrics = actix_web_prom::PrometheusMetricsBuilder::new("shop")
+        .endpoint("/metrics")
+        .mask_unmatched_patterns("UNMATCHED")
+        .build()
+        .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
+    let state = web::Data::new(modules.clone());
+    let verifier = web::Data::from(modules.verifier.clone());
+    let service_token = web::Data::new(ServiceToken(config.service_token.clone()));
+    let apis = modules.clone();
+    let app_modules = modules.clone();
+
+    let mut server = HttpServer::new(move || {
+        let mut app = App::new()
+            .app_data(json_config())
+            .app_data(path_config())
+            .app_data(query_config())
+            .app_data(payload_config())
+            .app_data(state.clone())
+            .app_data(verifier.clone())
+            .app_data(service_token.clone());
+        if let Some(api) = &apis.identity {
+            app = app.app_data(web::Data::from(api.clone()));
+        }
+        if let Some(api) = &apis.catalog {
+            app = app.app_data(web::Data::from(api.clone()));
+        }
+        if let Some(api) = &apis.inventory {
+            app = app.app_data(web::Data::from(api.clone()));
+        }
+        app.into_utoipa_app()
+            .configure(operations_routes)
+            .configure(module_routes(&app_modules))
+            .into_app()
+            .service(
+                utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()),
+            )
+            .route(
+                "/docs",
+                web::get().to(|| async {
+                    HttpResponse::PermanentRedirect()
+                        .insert_header(("location", "/docs/"))
+                        .finish()
+                }),
+            )
+            .default_service(web::to(not_found))
+            .wrap(metrics.clone())
+            .wrap_fn(traced)
+    })
+    .listen(listener)
+    .map_err(|e| StartupError::Other(e.to_string()))?
+    .shutdown_timeout(30);
+    if let Some(workers) = config.workers {
+        server = server.workers(workers.max(1));
+    }
+    let server = server.run();
+    tracing::info!(%addr, local = ?config.local_modules, remote = ?config.remote_urls.keys().collect::<Vec<_>>(), "shop is listening");
+    Ok(RunningServer { addr, server, modules })
+}
