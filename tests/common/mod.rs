@@ -1,0 +1,314 @@
+//! The test harness: spawns the real server on port 0 with a fresh database (a SQLite file, or a fresh
+//! PostgreSQL database when `SHOP_TEST_POSTGRES_URL` is set) and talks HTTP to it.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use shop::config::Config;
+use shop::server::RunningServer;
+use shop_kernel::rpc::{RpcClient, RpcConfig};
+use shop_kernel::{Caller, RequestContext, Role, UserCaller};
+
+pub const ADMIN_EMAIL: &str = "admin@shop.test";
+pub const ADMIN_PASSWORD: &str = "admin-password-123";
+pub const SERVICE_TOKEN: &str = "test-service-token";
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A fresh database for one server, removed when dropped.
+pub struct TestDb {
+    pub url: String,
+    dir: PathBuf,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub fn new() -> TestDb {
+        let dir = std::env::temp_dir().join(format!("shop-test-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        match std::env::var("SHOP_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
+            Some(admin_url) => {
+                let name = format!("shop_test_{}", uuid::Uuid::now_v7().simple());
+                let mut conn = PgConnection::establish(&admin_url)
+                    .unwrap_or_else(|e| panic!("SHOP_TEST_POSTGRES_URL: cannot connect: {e}"));
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+                let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    dir,
+                    pg: Some((admin_url.clone(), name)),
+                }
+            }
+            None => TestDb {
+                url: format!("sqlite://{}/shop.db", dir.display()),
+                dir,
+                pg: None,
+            },
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some((admin_url, name)) = self.pg.take()
+            && let Ok(mut conn) = PgConnection::establish(&admin_url)
+        {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn);
+        }
+    }
+}
+
+/// A running server and an HTTP client for it.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub running_modules: shop::app::Modules,
+    handle: actix_web::dev::ServerHandle,
+    pub data_dir: PathBuf,
+    pub db: Option<TestDb>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { handle.stop(false).await });
+        }
+    }
+}
+
+/// The variables every test server gets: cheap password hashing, a known admin and service token.
+pub fn base_vars(data_dir: &std::path::Path, db_url: &str) -> HashMap<String, String> {
+    let mut vars = HashMap::new();
+    for (k, v) in [
+        ("SHOP_HTTP_ADDR", "127.0.0.1:0"),
+        ("SHOP_ADMIN_EMAIL", ADMIN_EMAIL),
+        ("SHOP_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ("SHOP_SERVICE_TOKEN", SERVICE_TOKEN),
+        ("SHOP_ARGON2_MEMORY_KIB", "256"),
+        ("SHOP_ARGON2_ITERATIONS", "1"),
+        ("SHOP_WORKERS", "2"),
+        ("SHOP_DB_POOL_SIZE", "8"),
+    ] {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    vars.insert("SHOP_DATA_DIR".into(), data_dir.display().to_string());
+    vars.insert("SHOP_DATABASE_URL".into(), db_url.to_string());
+    vars
+}
+
+/// Spawns a monolith (every module local) on a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(&[]).await
+}
+
+/// Spawns a server on a fresh database, with extra or overriding variables.
+pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
+    let db = TestDb::new();
+    let data_dir = db.dir.clone();
+    let mut vars = base_vars(&data_dir, &db.url);
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    let mut app = spawn_vars(vars).await;
+    app.db = Some(db);
+    app
+}
+
+/// Spawns a server with exactly these variables.
+pub async fn spawn_vars(vars: HashMap<String, String>) -> TestApp {
+    let data_dir = PathBuf::from(vars.get("SHOP_DATA_DIR").cloned().unwrap_or_default());
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap_or_else(|e| panic!("{e}"));
+    let RunningServer { addr, server, modules } =
+        shop::server::start(config).await.unwrap_or_else(|e| panic!("server failed to start: {e}"));
+    let handle = server.handle();
+    tokio::spawn(server);
+    TestApp {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        running_modules: modules,
+        handle,
+        data_dir,
+        db: None,
+    }
+}
+
+/// A response: status, headers and the JSON body (Null when empty or not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// Asserts an RFC 9457 problem with this status and code.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.content_type(), "application/problem+json", "body: {}", self.body);
+        assert_eq!(self.code(), code, "body: {}", self.body);
+        assert_eq!(self.body["status"].as_u64(), Some(u64::from(status)));
+        assert!(self.body["type"].is_string() && self.body["title"].is_string(), "body: {}", self.body);
+    }
+
+    /// The field names of a validation problem.
+    pub fn fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e["field"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        self.request_with(method, path, token, body, &[]).await
+    }
+
+    pub async fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("request to {path} failed: {e}"));
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.request(Method::PUT, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.request(Method::PATCH, path, token, Some(body)).await
+    }
+
+    /// Signs in and returns the access token.
+    pub async fn token(&self, email: &str, password: &str) -> String {
+        let r = self
+            .post("/api/v1/auth/token", None, json!({ "email": email, "password": password }))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "sign-in failed: {}", r.body);
+        r.body["access_token"].as_str().unwrap_or_default().to_string()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.token(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// Registers a customer and returns (user id, token).
+    pub async fn customer(&self, email: &str) -> (String, String) {
+        let r = self
+            .post(
+                "/api/v1/users",
+                None,
+                json!({ "email": email, "password": "customer-password-1", "display_name": "Customer" }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "registration failed: {}", r.body);
+        let id = r.body["id"].as_str().unwrap_or_default().to_string();
+        (id, self.token(email, "customer-password-1").await)
+    }
+
+    /// Creates a product as admin and returns its JSON.
+    pub async fn product(&self, admin: &str, sku: &str, name: &str, price: i64) -> Value {
+        let r = self
+            .post(
+                "/api/v1/products",
+                Some(admin),
+                json!({ "sku": sku, "name": name, "description": "", "price": { "amount_minor": price, "currency": "EUR" } }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "product creation failed: {}", r.body);
+        r.body
+    }
+
+    /// An RPC client for one module of this server.
+    pub fn rpc(&self) -> RpcClient {
+        RpcClient::new(RpcConfig::new(&self.base, Some(SERVICE_TOKEN.into())))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A request context for a signed-in user, carrying the token so remote calls can forward it.
+    pub async fn ctx_for(&self, email: &str, password: &str) -> RequestContext {
+        let token = self.token(email, password).await;
+        let verifier = self.running_modules.verifier.clone();
+        let user = verifier.verify(&token).await.unwrap_or_else(|e| panic!("{e}"));
+        RequestContext {
+            request_id: uuid::Uuid::now_v7().to_string(),
+            caller: Caller::User(user),
+            token: Some(token),
+            ..Default::default()
+        }
+    }
+}
+
+/// The caller contexts a contract suite needs.
+pub struct Callers {
+    pub admin: RequestContext,
+    pub customer: RequestContext,
+    pub anonymous: RequestContext,
+    pub module: RequestContext,
+}
+
+impl Callers {
+    pub async fn of(app: &TestApp) -> Callers {
+        let admin = app.ctx_for(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        app.customer("contract-customer@shop.test").await;
+        let customer = app.ctx_for("contract-customer@shop.test", "customer-password-1").await;
+        assert!(matches!(&admin.caller, Caller::User(UserCaller { role: Role::Admin, .. })));
+        Callers {
+            admin,
+            customer,
+            anonymous: RequestContext::default(),
+            module: RequestContext::system(),
+        }
+    }
+}
