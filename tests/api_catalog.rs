@@ -1,0 +1,161 @@
+//! Black-box tests of the catalog API.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+fn new_product(sku: &str) -> serde_json::Value {
+    json!({ "sku": sku, "name": "Blue mug", "description": "Holds tea", "price": { "amount_minor": 1299, "currency": "EUR" } })
+}
+
+#[tokio::test]
+async fn an_admin_creates_a_product_and_anyone_can_read_it() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let r = app.post("/api/v1/products", Some(&admin), new_product("MUG-1")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(r.headers["location"], format!("/api/v1/products/{id}").as_str());
+    assert_eq!(r.body["price"], json!({ "amount_minor": 1299, "currency": "EUR" }));
+    assert_eq!(r.body["active"], true);
+    let got = app.get(&format!("/api/v1/products/{id}"), None).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.body, r.body);
+    for field in ["id", "sku", "name", "description", "price", "active", "created_at", "updated_at"] {
+        assert!(got.body.get(field).is_some(), "missing {field}");
+    }
+}
+
+#[tokio::test]
+async fn only_admins_may_create_products() {
+    let app = spawn_app().await;
+    let (_, customer) = app.customer("c@example.com").await;
+    app.post("/api/v1/products", None, new_product("A")).await.assert_problem(401, "unauthenticated");
+    app.post("/api/v1/products", Some(&customer), new_product("A"))
+        .await
+        .assert_problem(403, "forbidden");
+}
+
+#[tokio::test]
+async fn skus_are_unique() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    app.product(&admin, "MUG-1", "Mug", 100).await;
+    app.post("/api/v1/products", Some(&admin), new_product("MUG-1"))
+        .await
+        .assert_problem(409, "sku_taken");
+}
+
+#[tokio::test]
+async fn product_fields_are_validated_together() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let r = app
+        .post(
+            "/api/v1/products",
+            Some(&admin),
+            json!({ "sku": "bad sku!", "name": "", "description": "d".repeat(5001), "price": { "amount_minor": -1, "currency": "USD" } }),
+        )
+        .await;
+    r.assert_problem(422, "validation_failed");
+    assert_eq!(
+        r.fields(),
+        vec!["description", "name", "price.amount_minor", "price.currency", "sku"]
+    );
+    let r = app
+        .post("/api/v1/products", Some(&admin), json!({ "sku": "x".repeat(65), "name": "n".repeat(201), "price": { "amount_minor": 0, "currency": "EUR" } }))
+        .await;
+    assert_eq!(r.fields(), vec!["name", "sku"]);
+    let r = app.post("/api/v1/products", Some(&admin), json!({ "sku": "A", "name": "N" })).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "a missing price is a shape error: {}", r.body);
+}
+
+#[tokio::test]
+async fn reading_unknown_or_malformed_ids_is_a_clean_4xx() {
+    let app = spawn_app().await;
+    app.get(&format!("/api/v1/products/{}", uuid::Uuid::now_v7()), None)
+        .await
+        .assert_problem(404, "not_found");
+    app.get("/api/v1/products/not-a-uuid", None).await.assert_problem(400, "bad_request");
+}
+
+#[tokio::test]
+async fn patching_changes_only_the_given_fields() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let p = app.product(&admin, "MUG-1", "Mug", 100).await;
+    let id = p["id"].as_str().unwrap_or_default();
+    let r = app
+        .patch(&format!("/api/v1/products/{id}"), Some(&admin), json!({ "price": { "amount_minor": 250, "currency": "EUR" } }))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["price"]["amount_minor"], 250);
+    assert_eq!(r.body["name"], "Mug");
+    assert_eq!(r.body["created_at"], p["created_at"]);
+    assert_ne!(r.body["updated_at"], p["updated_at"]);
+    let r = app.patch(&format!("/api/v1/products/{id}"), Some(&admin), json!({ "name": "" })).await;
+    r.assert_problem(422, "validation_failed");
+    let r = app
+        .patch(&format!("/api/v1/products/{}", uuid::Uuid::now_v7()), Some(&admin), json!({ "active": false }))
+        .await;
+    r.assert_problem(404, "not_found");
+    let (_, customer) = app.customer("c@example.com").await;
+    app.patch(&format!("/api/v1/products/{id}"), Some(&customer), json!({ "active": false }))
+        .await
+        .assert_problem(403, "forbidden");
+    app.patch(&format!("/api/v1/products/{id}"), None, json!({ "active": false }))
+        .await
+        .assert_problem(401, "unauthenticated");
+}
+
+#[tokio::test]
+async fn listing_shows_active_products_and_searches_name_and_sku() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    app.product(&admin, "MUG-BLUE", "Blue mug", 100).await;
+    app.product(&admin, "TEA-1", "Green tea", 100).await;
+    let hidden = app.product(&admin, "MUG-OLD", "Old mug", 100).await;
+    let id = hidden["id"].as_str().unwrap_or_default();
+    app.patch(&format!("/api/v1/products/{id}"), Some(&admin), json!({ "active": false })).await;
+
+    let all = app.get("/api/v1/products", None).await;
+    assert_eq!(all.status, StatusCode::OK);
+    let skus = |r: &Reply| -> Vec<String> {
+        r.body["items"].as_array().map(|a| a.iter().filter_map(|p| p["sku"].as_str().map(str::to_string)).collect()).unwrap_or_default()
+    };
+    assert_eq!(skus(&all), vec!["MUG-BLUE", "TEA-1"]);
+    assert_eq!(all.body["next_cursor"], serde_json::Value::Null);
+    assert_eq!(skus(&app.get("/api/v1/products?q=MUG", None).await), vec!["MUG-BLUE"]);
+    assert_eq!(skus(&app.get("/api/v1/products?q=green", None).await), vec!["TEA-1"]);
+    assert_eq!(skus(&app.get("/api/v1/products?q=tea-", None).await), vec!["TEA-1"]);
+    assert!(skus(&app.get("/api/v1/products?q=%25", None).await).is_empty(), "% is not a wildcard");
+}
+
+#[tokio::test]
+async fn listing_pages_with_an_opaque_cursor() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    for i in 0..5 {
+        app.product(&admin, &format!("SKU-{i}"), &format!("Item {i}"), 100).await;
+    }
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/products?limit=2".to_string();
+    loop {
+        let r = app.get(&path, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let items = r.body["items"].as_array().cloned().unwrap_or_default();
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().filter_map(|p| p["sku"].as_str().map(str::to_string)));
+        match r.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/products?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec!["SKU-0", "SKU-1", "SKU-2", "SKU-3", "SKU-4"]);
+    app.get("/api/v1/products?limit=0", None).await.assert_problem(422, "validation_failed");
+    app.get("/api/v1/products?limit=101", None).await.assert_problem(422, "validation_failed");
+    app.get("/api/v1/products?limit=abc", None).await.assert_problem(400, "bad_request");
+    app.get("/api/v1/products?cursor=%21%21", None).await.assert_problem(422, "validation_failed");
+}
