@@ -312,3 +312,43 @@ impl Callers {
         }
     }
 }
+
+impl TestApp {
+    /// Stops the server (in-flight requests finish) and waits for it.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// A TCP port that was free a moment ago, for a service whose URL must be known before it starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+#[derive(diesel::QueryableByName)]
+struct TableName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+/// The application tables in a database (migration bookkeeping excluded).
+pub fn table_names(url: &str) -> Vec<String> {
+    let db = shop_kernel::db::Database::connect(url, 1).unwrap_or_else(|e| panic!("{e}"));
+    let mut conn = db.get().unwrap_or_else(|e| panic!("{e}"));
+    let sql = match db.backend() {
+        shop_kernel::db::Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+        shop_kernel::db::Backend::Postgres => {
+            "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name"
+        }
+    };
+    let rows: Vec<TableName> = diesel::sql_query(sql)
+        .load(&mut *conn)
+        .unwrap_or_else(|e| panic!("{e}"));
+    rows.into_iter()
+        .map(|r| r.name)
+        .filter(|n| !n.starts_with("__diesel") && !n.starts_with("sqlite_"))
+        .collect()
+}
