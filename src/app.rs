@@ -107,7 +107,12 @@ pub fn build(config: &Config) -> Result<Modules, StartupError> {
     for (module, url) in config.remote_modules() {
         remotes.push((module, remote(config, url)?));
     }
-    let remote_of = |m: Module| remotes.iter().find(|(r, _)| *r == m).map(|(_, c)| c.clone());
+    let remote_of = |m: Module| {
+        remotes
+            .iter()
+            .find(|(r, _)| *r == m)
+            .map(|(_, c)| c.clone())
+    };
 
     #[allow(unused_mut)]
     let mut identity: Option<Arc<dyn IdentityApi>> =
@@ -116,8 +121,8 @@ pub fn build(config: &Config) -> Result<Modules, StartupError> {
     let mut catalog: Option<Arc<dyn CatalogApi>> =
         remote_of(Module::Catalog).map(|c| Arc::new(shop_catalog::CatalogClient::new(c)) as _);
     #[allow(unused_mut)]
-    let mut inventory: Option<Arc<dyn InventoryApi>> =
-        remote_of(Module::Inventory).map(|c| Arc::new(shop_inventory::InventoryClient::new(c)) as _);
+    let mut inventory: Option<Arc<dyn InventoryApi>> = remote_of(Module::Inventory)
+        .map(|c| Arc::new(shop_inventory::InventoryClient::new(c)) as _);
     #[cfg(feature = "inventory")]
     let mut inventory_service = None;
 
@@ -130,7 +135,10 @@ pub fn build(config: &Config) -> Result<Modules, StartupError> {
                 let config = shop_catalog::CatalogConfig {
                     currency: config.currency.clone(),
                 };
-                catalog = Some(Arc::new(shop_catalog::CatalogService::new(db.clone(), config)));
+                catalog = Some(Arc::new(shop_catalog::CatalogService::new(
+                    db.clone(),
+                    config,
+                )));
             }
             #[cfg(feature = "inventory")]
             Module::Inventory => {
@@ -144,14 +152,19 @@ pub fn build(config: &Config) -> Result<Modules, StartupError> {
             }
             #[allow(unreachable_patterns)]
             other => {
-                return Err(StartupError::Other(format!("{other} is not compiled into this binary")));
+                return Err(StartupError::Other(format!(
+                    "{other} is not compiled into this binary"
+                )));
             }
         }
     }
 
-    let identity_for_keys = identity
-        .clone()
-        .ok_or_else(|| StartupError::Other(format!("identity is unreachable: set {}", Module::Identity.url_var())))?;
+    let identity_for_keys = identity.clone().ok_or_else(|| {
+        StartupError::Other(format!(
+            "identity is unreachable: set {}",
+            Module::Identity.url_var()
+        ))
+    })?;
     let verifier = Arc::new(TokenVerifier::new(
         Arc::new(IdentityKeys(identity_for_keys)),
         TokenRules {
@@ -172,10 +185,14 @@ pub fn build(config: &Config) -> Result<Modules, StartupError> {
 }
 
 #[cfg(feature = "identity")]
-fn local_identity(config: &Config, db: Database) -> Result<shop_identity::IdentityService, StartupError> {
+fn local_identity(
+    config: &Config,
+    db: Database,
+) -> Result<shop_identity::IdentityService, StartupError> {
     let key_path = config.data_dir.join("jwt-signing-key");
-    let signing_key = shop_identity::SigningKey::load_or_create(config.jwt_signing_key.as_deref(), &key_path)
-        .map_err(|e| StartupError::Other(format!("token signing key: {e}")))?;
+    let signing_key =
+        shop_identity::SigningKey::load_or_create(config.jwt_signing_key.as_deref(), &key_path)
+            .map_err(|e| StartupError::Other(format!("token signing key: {e}")))?;
     let (memory_kib, iterations, parallelism) = config.argon2;
     let (per_account, per_client, window) = config.login_throttle;
     shop_identity::IdentityService::new(

@@ -72,7 +72,11 @@ pub async fn run_command(command: Command) -> Result<i32, StartupError> {
                     println!("{} is up to date", dir.display());
                     Ok(0)
                 } else {
-                    eprintln!("{} differs from the code: {}; run `shop openapi`", dir.display(), drift.join(", "));
+                    eprintln!(
+                        "{} differs from the code: {}; run `shop openapi`",
+                        dir.display(),
+                        drift.join(", ")
+                    );
                     Ok(1)
                 }
             } else {
@@ -87,7 +91,9 @@ pub async fn run_command(command: Command) -> Result<i32, StartupError> {
             let mut password = String::new();
             std::io::stdin()
                 .read_to_string(&mut password)
-                .map_err(|e| StartupError::Other(format!("cannot read the password from stdin: {e}")))?;
+                .map_err(|e| {
+                    StartupError::Other(format!("cannot read the password from stdin: {e}"))
+                })?;
             let password = password.trim_end_matches(['\r', '\n']).to_string();
             let config = Config::from_env()?;
             let modules = tokio::task::spawn_blocking(move || build(&config))

@@ -151,7 +151,10 @@ impl Config {
         let database_url = get("SHOP_DATABASE_URL")
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("shop.db").display()));
         let local_modules = match get("SHOP_MODULES") {
-            None => Module::ALL.into_iter().filter(|m| m.compiled_in()).collect(),
+            None => Module::ALL
+                .into_iter()
+                .filter(|m| m.compiled_in())
+                .collect(),
             Some(list) => {
                 let mut set = BTreeSet::new();
                 for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -177,7 +180,10 @@ impl Config {
         for m in Module::ALL {
             if let Some(url) = get(&m.url_var()) {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(ConfigError(format!("{} must be an http(s) URL, got {url:?}", m.url_var())));
+                    return Err(ConfigError(format!(
+                        "{} must be an http(s) URL, got {url:?}",
+                        m.url_var()
+                    )));
                 }
                 remote_urls.insert(m, url.trim_end_matches('/').to_string());
             }
@@ -189,12 +195,16 @@ impl Config {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => {
-                return Err(ConfigError(format!("SHOP_LOG_FORMAT must be text or json, got {other:?}")));
+                return Err(ConfigError(format!(
+                    "SHOP_LOG_FORMAT must be text or json, got {other:?}"
+                )));
             }
         };
         let currency = get("SHOP_CURRENCY").unwrap_or_else(|| "EUR".into());
         if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(ConfigError(format!("SHOP_CURRENCY must be an ISO 4217 code like EUR, got {currency:?}")));
+            return Err(ConfigError(format!(
+                "SHOP_CURRENCY must be an ISO 4217 code like EUR, got {currency:?}"
+            )));
         }
         let config = Config {
             http_addr: get("SHOP_HTTP_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into()),
@@ -211,7 +221,11 @@ impl Config {
             jwt_signing_key: get("SHOP_JWT_SIGNING_KEY"),
             jwt_issuer: get("SHOP_JWT_ISSUER").unwrap_or_else(|| "shop".into()),
             jwt_audience: get("SHOP_JWT_AUDIENCE").unwrap_or_else(|| "shop".into()),
-            access_token_ttl: Duration::from_secs(parse(get, "SHOP_ACCESS_TOKEN_TTL_SECS", 3600u64)?),
+            access_token_ttl: Duration::from_secs(parse(
+                get,
+                "SHOP_ACCESS_TOKEN_TTL_SECS",
+                3600u64,
+            )?),
             argon2: (
                 parse(get, "SHOP_ARGON2_MEMORY_KIB", 19_456u32)?,
                 parse(get, "SHOP_ARGON2_ITERATIONS", 2u32)?,
@@ -248,7 +262,10 @@ impl Config {
                 identity.url_var()
             )));
         }
-        let remote_in_use = self.remote_urls.keys().any(|m| !self.local_modules.contains(m));
+        let remote_in_use = self
+            .remote_urls
+            .keys()
+            .any(|m| !self.local_modules.contains(m));
         if remote_in_use && self.service_token.is_none() {
             return Err(ConfigError(
                 "remote modules are configured but SHOP_SERVICE_TOKEN is not set: services authenticate \
@@ -282,7 +299,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -291,30 +311,45 @@ mod tests {
         let c = config(&[])?;
         assert_eq!(c.http_addr, "127.0.0.1:8080");
         assert_eq!(c.database_url, "sqlite://data/shop.db");
-        assert_eq!(c.local_modules.len(), Module::ALL.iter().filter(|m| m.compiled_in()).count());
+        assert_eq!(
+            c.local_modules.len(),
+            Module::ALL.iter().filter(|m| m.compiled_in()).count()
+        );
         Ok(())
     }
 
     #[test]
     fn a_module_without_identity_must_name_identitys_url() {
-        let err = config(&[("SHOP_MODULES", "inventory")]).err().map(|e| e.0).unwrap_or_default();
+        let err = config(&[("SHOP_MODULES", "inventory")])
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
         assert!(err.contains("SHOP_IDENTITY_URL"), "{err}");
     }
 
     #[test]
     fn remote_modules_need_the_service_token() {
-        let err = config(&[("SHOP_MODULES", "identity,catalog"), ("SHOP_INVENTORY_URL", "http://inv:8080")])
-            .err()
-            .map(|e| e.0)
-            .unwrap_or_default();
+        let err = config(&[
+            ("SHOP_MODULES", "identity,catalog"),
+            ("SHOP_INVENTORY_URL", "http://inv:8080"),
+        ])
+        .err()
+        .map(|e| e.0)
+        .unwrap_or_default();
         assert!(err.contains("SHOP_SERVICE_TOKEN"), "{err}");
     }
 
     #[test]
     fn unknown_modules_and_bad_numbers_are_named() {
-        let err = config(&[("SHOP_MODULES", "billing")]).err().map(|e| e.0).unwrap_or_default();
+        let err = config(&[("SHOP_MODULES", "billing")])
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
         assert!(err.contains("billing"), "{err}");
-        let err = config(&[("SHOP_DB_POOL_SIZE", "many")]).err().map(|e| e.0).unwrap_or_default();
+        let err = config(&[("SHOP_DB_POOL_SIZE", "many")])
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
         assert!(err.contains("SHOP_DB_POOL_SIZE"), "{err}");
     }
 }

@@ -42,14 +42,20 @@ fn migrations(module: Module, backend: Backend) -> Option<EmbeddedMigrations> {
 /// Applies a module's pending migrations; returns how many ran.
 pub fn run(db: &Database, module: Module) -> Result<usize, DbError> {
     let Some(source) = migrations(module, db.backend()) else {
-        return Err(DbError::Migration(format!("{module} is not compiled into this binary")));
+        return Err(DbError::Migration(format!(
+            "{module} is not compiled into this binary"
+        )));
     };
     let mut conn = db.get()?;
     let applied = conn
         .run_pending_migrations(source)
         .map_err(|e| DbError::Migration(format!("{module}: {e}")))?;
     if !applied.is_empty() {
-        tracing::info!(module = module.name(), count = applied.len(), "applied migrations");
+        tracing::info!(
+            module = module.name(),
+            count = applied.len(),
+            "applied migrations"
+        );
     }
     Ok(applied.len())
 }

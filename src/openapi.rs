@@ -50,7 +50,10 @@ pub fn finish(mut doc: OpenApi, title: &str, description: &str) -> OpenApi {
     use utoipa::ToSchema as _;
     for (name, schema) in [
         (shop_kernel::Problem::name(), shop_kernel::Problem::schema()),
-        (shop_kernel::FieldError::name(), shop_kernel::FieldError::schema()),
+        (
+            shop_kernel::FieldError::name(),
+            shop_kernel::FieldError::schema(),
+        ),
         (shop_kernel::Money::name(), shop_kernel::Money::schema()),
     ] {
         components.schemas.entry(name.to_string()).or_insert(schema);
@@ -97,7 +100,9 @@ fn module_document(module: &str, public: Routes, internal: Routes, ops: &[Operat
     finish(
         doc,
         &format!("shop {module}"),
-        &format!("The {module} module: its public routes and the /internal operations other services call."),
+        &format!(
+            "The {module} module: its public routes and the /internal operations other services call."
+        ),
     )
 }
 
@@ -188,7 +193,10 @@ mod tests {
     fn the_committed_openapi_documents_match_the_code() -> Result<(), String> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi");
         let drift = drifted(&dir)?;
-        assert!(drift.is_empty(), "openapi/ is stale ({drift:?}): run `cargo run -- openapi`");
+        assert!(
+            drift.is_empty(),
+            "openapi/ is stale ({drift:?}): run `cargo run -- openapi`"
+        );
         Ok(())
     }
 
@@ -202,7 +210,11 @@ mod tests {
                 _ => shop_inventory::OPERATIONS,
             };
             for op in ops {
-                assert!(json.contains(&format!("`{}`", op.name)), "{name} lacks {}", op.name);
+                assert!(
+                    json.contains(&format!("`{}`", op.name)),
+                    "{name} lacks {}",
+                    op.name
+                );
             }
         }
     }

@@ -9,7 +9,9 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{App, HttpResponse, HttpServer, get, web};
 use serde::Serialize;
-use shop_kernel::http::{ServiceToken, json_config, not_found, path_config, payload_config, query_config};
+use shop_kernel::http::{
+    ServiceToken, json_config, not_found, path_config, payload_config, query_config,
+};
 use tracing::Instrument;
 use utoipa::ToSchema;
 use utoipa_actix_web::AppExt;
@@ -142,7 +144,11 @@ fn traced<S, B>(
     srv: &S,
 ) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + use<S, B>
 where
-    S: Service<actix_web::dev::ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S: Service<
+            actix_web::dev::ServiceRequest,
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
 {
     let mut req = req;
     let request_id = req
@@ -167,7 +173,10 @@ where
     async move {
         let mut res = fut.await?;
         let status = res.status().as_u16();
-        let route = res.request().match_pattern().unwrap_or_else(|| "UNMATCHED".into());
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "UNMATCHED".into());
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         if status >= 500 {
             tracing::error!(status, %route, elapsed_ms, "request failed");
@@ -200,15 +209,20 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         .map_err(|e| StartupError::Other(e.to_string()))??;
     ensure_admin(&config, &modules).await?;
 
-    let listener = std::net::TcpListener::bind(&config.http_addr)
-        .map_err(|e| StartupError::Other(format!("cannot listen on {} (SHOP_HTTP_ADDR): {e}", config.http_addr)))?;
+    let listener = std::net::TcpListener::bind(&config.http_addr).map_err(|e| {
+        StartupError::Other(format!(
+            "cannot listen on {} (SHOP_HTTP_ADDR): {e}",
+            config.http_addr
+        ))
+    })?;
     let addr = listener
         .local_addr()
         .map_err(|e| StartupError::Other(e.to_string()))?;
 
     #[cfg(feature = "inventory")]
     if let Some(inventory) = modules.inventory_service.clone() {
-        let every = (config.reservation_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+        let every =
+            (config.reservation_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             loop {
@@ -257,7 +271,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
             .configure(module_routes(&app_modules))
             .into_app()
             .service(
-                utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()),
+                utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+                    .url("/openapi.json", openapi.clone()),
             )
             .route(
                 "/docs",
@@ -279,5 +294,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
     }
     let server = server.run();
     tracing::info!(%addr, local = ?config.local_modules, remote = ?config.remote_urls.keys().collect::<Vec<_>>(), "shop is listening");
-    Ok(RunningServer { addr, server, modules })
+    Ok(RunningServer {
+        addr,
+        server,
+        modules,
+    })
 }

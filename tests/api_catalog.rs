@@ -14,16 +14,33 @@ fn new_product(sku: &str) -> serde_json::Value {
 async fn an_admin_creates_a_product_and_anyone_can_read_it() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    let r = app.post("/api/v1/products", Some(&admin), new_product("MUG-1")).await;
+    let r = app
+        .post("/api/v1/products", Some(&admin), new_product("MUG-1"))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let id = r.body["id"].as_str().unwrap_or_default().to_string();
-    assert_eq!(r.headers["location"], format!("/api/v1/products/{id}").as_str());
-    assert_eq!(r.body["price"], json!({ "amount_minor": 1299, "currency": "EUR" }));
+    assert_eq!(
+        r.headers["location"],
+        format!("/api/v1/products/{id}").as_str()
+    );
+    assert_eq!(
+        r.body["price"],
+        json!({ "amount_minor": 1299, "currency": "EUR" })
+    );
     assert_eq!(r.body["active"], true);
     let got = app.get(&format!("/api/v1/products/{id}"), None).await;
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(got.body, r.body);
-    for field in ["id", "sku", "name", "description", "price", "active", "created_at", "updated_at"] {
+    for field in [
+        "id",
+        "sku",
+        "name",
+        "description",
+        "price",
+        "active",
+        "created_at",
+        "updated_at",
+    ] {
         assert!(got.body.get(field).is_some(), "missing {field}");
     }
 }
@@ -32,7 +49,9 @@ async fn an_admin_creates_a_product_and_anyone_can_read_it() {
 async fn only_admins_may_create_products() {
     let app = spawn_app().await;
     let (_, customer) = app.customer("c@example.com").await;
-    app.post("/api/v1/products", None, new_product("A")).await.assert_problem(401, "unauthenticated");
+    app.post("/api/v1/products", None, new_product("A"))
+        .await
+        .assert_problem(401, "unauthenticated");
     app.post("/api/v1/products", Some(&customer), new_product("A"))
         .await
         .assert_problem(403, "forbidden");
@@ -62,14 +81,31 @@ async fn product_fields_are_validated_together() {
     r.assert_problem(422, "validation_failed");
     assert_eq!(
         r.fields(),
-        vec!["description", "name", "price.amount_minor", "price.currency", "sku"]
+        vec![
+            "description",
+            "name",
+            "price.amount_minor",
+            "price.currency",
+            "sku"
+        ]
     );
     let r = app
         .post("/api/v1/products", Some(&admin), json!({ "sku": "x".repeat(65), "name": "n".repeat(201), "price": { "amount_minor": 0, "currency": "EUR" } }))
         .await;
     assert_eq!(r.fields(), vec!["name", "sku"]);
-    let r = app.post("/api/v1/products", Some(&admin), json!({ "sku": "A", "name": "N" })).await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "a missing price is a shape error: {}", r.body);
+    let r = app
+        .post(
+            "/api/v1/products",
+            Some(&admin),
+            json!({ "sku": "A", "name": "N" }),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a missing price is a shape error: {}",
+        r.body
+    );
 }
 
 #[tokio::test]
@@ -78,7 +114,9 @@ async fn reading_unknown_or_malformed_ids_is_a_clean_4xx() {
     app.get(&format!("/api/v1/products/{}", uuid::Uuid::now_v7()), None)
         .await
         .assert_problem(404, "not_found");
-    app.get("/api/v1/products/not-a-uuid", None).await.assert_problem(400, "bad_request");
+    app.get("/api/v1/products/not-a-uuid", None)
+        .await
+        .assert_problem(400, "bad_request");
 }
 
 #[tokio::test]
@@ -88,26 +126,48 @@ async fn patching_changes_only_the_given_fields() {
     let p = app.product(&admin, "MUG-1", "Mug", 100).await;
     let id = p["id"].as_str().unwrap_or_default();
     let r = app
-        .patch(&format!("/api/v1/products/{id}"), Some(&admin), json!({ "price": { "amount_minor": 250, "currency": "EUR" } }))
+        .patch(
+            &format!("/api/v1/products/{id}"),
+            Some(&admin),
+            json!({ "price": { "amount_minor": 250, "currency": "EUR" } }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["price"]["amount_minor"], 250);
     assert_eq!(r.body["name"], "Mug");
     assert_eq!(r.body["created_at"], p["created_at"]);
     assert_ne!(r.body["updated_at"], p["updated_at"]);
-    let r = app.patch(&format!("/api/v1/products/{id}"), Some(&admin), json!({ "name": "" })).await;
+    let r = app
+        .patch(
+            &format!("/api/v1/products/{id}"),
+            Some(&admin),
+            json!({ "name": "" }),
+        )
+        .await;
     r.assert_problem(422, "validation_failed");
     let r = app
-        .patch(&format!("/api/v1/products/{}", uuid::Uuid::now_v7()), Some(&admin), json!({ "active": false }))
+        .patch(
+            &format!("/api/v1/products/{}", uuid::Uuid::now_v7()),
+            Some(&admin),
+            json!({ "active": false }),
+        )
         .await;
     r.assert_problem(404, "not_found");
     let (_, customer) = app.customer("c@example.com").await;
-    app.patch(&format!("/api/v1/products/{id}"), Some(&customer), json!({ "active": false }))
-        .await
-        .assert_problem(403, "forbidden");
-    app.patch(&format!("/api/v1/products/{id}"), None, json!({ "active": false }))
-        .await
-        .assert_problem(401, "unauthenticated");
+    app.patch(
+        &format!("/api/v1/products/{id}"),
+        Some(&customer),
+        json!({ "active": false }),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.patch(
+        &format!("/api/v1/products/{id}"),
+        None,
+        json!({ "active": false }),
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -118,19 +178,43 @@ async fn listing_shows_active_products_and_searches_name_and_sku() {
     app.product(&admin, "TEA-1", "Green tea", 100).await;
     let hidden = app.product(&admin, "MUG-OLD", "Old mug", 100).await;
     let id = hidden["id"].as_str().unwrap_or_default();
-    app.patch(&format!("/api/v1/products/{id}"), Some(&admin), json!({ "active": false })).await;
+    app.patch(
+        &format!("/api/v1/products/{id}"),
+        Some(&admin),
+        json!({ "active": false }),
+    )
+    .await;
 
     let all = app.get("/api/v1/products", None).await;
     assert_eq!(all.status, StatusCode::OK);
     let skus = |r: &Reply| -> Vec<String> {
-        r.body["items"].as_array().map(|a| a.iter().filter_map(|p| p["sku"].as_str().map(str::to_string)).collect()).unwrap_or_default()
+        r.body["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p["sku"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     assert_eq!(skus(&all), vec!["MUG-BLUE", "TEA-1"]);
     assert_eq!(all.body["next_cursor"], serde_json::Value::Null);
-    assert_eq!(skus(&app.get("/api/v1/products?q=MUG", None).await), vec!["MUG-BLUE"]);
-    assert_eq!(skus(&app.get("/api/v1/products?q=green", None).await), vec!["TEA-1"]);
-    assert_eq!(skus(&app.get("/api/v1/products?q=tea-", None).await), vec!["TEA-1"]);
-    assert!(skus(&app.get("/api/v1/products?q=%25", None).await).is_empty(), "% is not a wildcard");
+    assert_eq!(
+        skus(&app.get("/api/v1/products?q=MUG", None).await),
+        vec!["MUG-BLUE"]
+    );
+    assert_eq!(
+        skus(&app.get("/api/v1/products?q=green", None).await),
+        vec!["TEA-1"]
+    );
+    assert_eq!(
+        skus(&app.get("/api/v1/products?q=tea-", None).await),
+        vec!["TEA-1"]
+    );
+    assert!(
+        skus(&app.get("/api/v1/products?q=%25", None).await).is_empty(),
+        "% is not a wildcard"
+    );
 }
 
 #[tokio::test]
@@ -138,7 +222,8 @@ async fn listing_pages_with_an_opaque_cursor() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     for i in 0..5 {
-        app.product(&admin, &format!("SKU-{i}"), &format!("Item {i}"), 100).await;
+        app.product(&admin, &format!("SKU-{i}"), &format!("Item {i}"), 100)
+            .await;
     }
     let mut seen = Vec::new();
     let mut path = "/api/v1/products?limit=2".to_string();
@@ -147,15 +232,27 @@ async fn listing_pages_with_an_opaque_cursor() {
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         let items = r.body["items"].as_array().cloned().unwrap_or_default();
         assert!(items.len() <= 2);
-        seen.extend(items.iter().filter_map(|p| p["sku"].as_str().map(str::to_string)));
+        seen.extend(
+            items
+                .iter()
+                .filter_map(|p| p["sku"].as_str().map(str::to_string)),
+        );
         match r.body["next_cursor"].as_str() {
             Some(c) => path = format!("/api/v1/products?limit=2&cursor={c}"),
             None => break,
         }
     }
     assert_eq!(seen, vec!["SKU-0", "SKU-1", "SKU-2", "SKU-3", "SKU-4"]);
-    app.get("/api/v1/products?limit=0", None).await.assert_problem(422, "validation_failed");
-    app.get("/api/v1/products?limit=101", None).await.assert_problem(422, "validation_failed");
-    app.get("/api/v1/products?limit=abc", None).await.assert_problem(400, "bad_request");
-    app.get("/api/v1/products?cursor=%21%21", None).await.assert_problem(422, "validation_failed");
+    app.get("/api/v1/products?limit=0", None)
+        .await
+        .assert_problem(422, "validation_failed");
+    app.get("/api/v1/products?limit=101", None)
+        .await
+        .assert_problem(422, "validation_failed");
+    app.get("/api/v1/products?limit=abc", None)
+        .await
+        .assert_problem(400, "bad_request");
+    app.get("/api/v1/products?cursor=%21%21", None)
+        .await
+        .assert_problem(422, "validation_failed");
 }

@@ -18,7 +18,10 @@ async fn registering_returns_the_user_with_a_location_and_never_the_password() -
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(r.body["email"], "ada@example.com");
-    assert_eq!(r.body["role"], "customer", "registration never grants admin");
+    assert_eq!(
+        r.body["role"], "customer",
+        "registration never grants admin"
+    );
     assert!(r.body.get("password").is_none() && r.body.get("password_hash").is_none());
     let id = r.body["id"].as_str().unwrap_or_default();
     assert_eq!(uuid::Uuid::parse_str(id)?.get_version_num(), 7);
@@ -87,7 +90,11 @@ async fn a_token_is_issued_for_valid_credentials_and_opens_users_me() {
     assert_eq!(me.body["email"], "carol@example.com");
     assert_eq!(me.body["display_name"], "Customer");
     assert_eq!(me.body["role"], "customer");
-    assert!(me.body["created_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        me.body["created_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
 }
 
 #[tokio::test]
@@ -95,10 +102,18 @@ async fn wrong_passwords_and_unknown_emails_get_the_same_answer() {
     let app = spawn_app().await;
     app.customer("dave@example.com").await;
     let wrong = app
-        .post("/api/v1/auth/token", None, json!({ "email": "dave@example.com", "password": "wrong-password!" }))
+        .post(
+            "/api/v1/auth/token",
+            None,
+            json!({ "email": "dave@example.com", "password": "wrong-password!" }),
+        )
         .await;
     let unknown = app
-        .post("/api/v1/auth/token", None, json!({ "email": "nobody@example.com", "password": "wrong-password!" }))
+        .post(
+            "/api/v1/auth/token",
+            None,
+            json!({ "email": "nobody@example.com", "password": "wrong-password!" }),
+        )
         .await;
     wrong.assert_problem(401, "invalid_credentials");
     unknown.assert_problem(401, "invalid_credentials");
@@ -108,10 +123,20 @@ async fn wrong_passwords_and_unknown_emails_get_the_same_answer() {
 #[tokio::test]
 async fn users_me_needs_a_valid_token() {
     let app = spawn_app().await;
-    app.get("/api/v1/users/me", None).await.assert_problem(401, "unauthenticated");
-    app.get("/api/v1/users/me", Some("garbage")).await.assert_problem(401, "unauthenticated");
+    app.get("/api/v1/users/me", None)
+        .await
+        .assert_problem(401, "unauthenticated");
+    app.get("/api/v1/users/me", Some("garbage"))
+        .await
+        .assert_problem(401, "unauthenticated");
     let r = app
-        .request_with(Method::GET, "/api/v1/users/me", None, None, &[("authorization", "Basic YTpi")])
+        .request_with(
+            Method::GET,
+            "/api/v1/users/me",
+            None,
+            None,
+            &[("authorization", "Basic YTpi")],
+        )
         .await;
     r.assert_problem(401, "unauthenticated");
 }
@@ -125,16 +150,32 @@ async fn tampered_and_wrong_algorithm_tokens_are_rejected() {
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3);
     // Promote ourselves to admin in the payload, keep the signature.
-    let mut claims: serde_json::Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap_or_default()).unwrap_or_default();
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&b64.decode(parts[1]).unwrap_or_default()).unwrap_or_default();
     claims["role"] = json!("admin");
-    let forged = format!("{}.{}.{}", parts[0], b64.encode(claims.to_string()), parts[2]);
-    app.get("/api/v1/users/me", Some(&forged)).await.assert_problem(401, "unauthenticated");
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64.encode(claims.to_string()),
+        parts[2]
+    );
+    app.get("/api/v1/users/me", Some(&forged))
+        .await
+        .assert_problem(401, "unauthenticated");
     // Same claims, but claiming HS256 / none: the algorithm is pinned to EdDSA.
-    let mut header: serde_json::Value = serde_json::from_slice(&b64.decode(parts[0]).unwrap_or_default()).unwrap_or_default();
+    let mut header: serde_json::Value =
+        serde_json::from_slice(&b64.decode(parts[0]).unwrap_or_default()).unwrap_or_default();
     for alg in ["HS256", "none"] {
         header["alg"] = json!(alg);
-        let t = format!("{}.{}.{}", b64.encode(header.to_string()), parts[1], parts[2]);
-        app.get("/api/v1/users/me", Some(&t)).await.assert_problem(401, "unauthenticated");
+        let t = format!(
+            "{}.{}.{}",
+            b64.encode(header.to_string()),
+            parts[1],
+            parts[2]
+        );
+        app.get("/api/v1/users/me", Some(&t))
+            .await
+            .assert_problem(401, "unauthenticated");
     }
 }
 
@@ -151,7 +192,9 @@ async fn the_jwks_publishes_the_key_that_signed_the_token() {
     assert_eq!(key["alg"], "EdDSA");
     let header = token.split('.').next().unwrap_or_default();
     let header: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap_or_default(),
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap_or_default(),
     )
     .unwrap_or_default();
     assert_eq!(header["alg"], "EdDSA");
@@ -169,9 +212,19 @@ async fn the_configured_admin_exists_and_signs_in_as_admin() {
 
 #[tokio::test]
 async fn repeated_failed_sign_ins_are_throttled_with_retry_after() {
-    let app = spawn_with(&[("SHOP_LOGIN_MAX_FAILURES_PER_ACCOUNT", "3"), ("SHOP_LOGIN_WINDOW_SECS", "600")]).await;
+    let app = spawn_with(&[
+        ("SHOP_LOGIN_MAX_FAILURES_PER_ACCOUNT", "3"),
+        ("SHOP_LOGIN_WINDOW_SECS", "600"),
+    ])
+    .await;
     app.customer("frank@example.com").await;
-    let attempt = || app.post("/api/v1/auth/token", None, json!({ "email": "frank@example.com", "password": "wrong-password!" }));
+    let attempt = || {
+        app.post(
+            "/api/v1/auth/token",
+            None,
+            json!({ "email": "frank@example.com", "password": "wrong-password!" }),
+        )
+    };
     for _ in 0..3 {
         attempt().await.assert_problem(401, "invalid_credentials");
     }
@@ -183,10 +236,17 @@ async fn repeated_failed_sign_ins_are_throttled_with_retry_after() {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    assert!((1..=600).contains(&retry_after), "Retry-After: {retry_after}");
+    assert!(
+        (1..=600).contains(&retry_after),
+        "Retry-After: {retry_after}"
+    );
     // Even the right password waits: no probing while throttled.
     let r = app
-        .post("/api/v1/auth/token", None, json!({ "email": "frank@example.com", "password": "customer-password-1" }))
+        .post(
+            "/api/v1/auth/token",
+            None,
+            json!({ "email": "frank@example.com", "password": "customer-password-1" }),
+        )
         .await;
     r.assert_problem(429, "rate_limited");
     // Other accounts are unaffected.
@@ -203,23 +263,34 @@ async fn malformed_bodies_get_problems_never_5xx() {
             .body(body)
             .send()
     };
-    let r = raw("{\"email\":", "application/json").await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(r.status(), 400);
-    assert_eq!(r.headers()["content-type"], "application/problem+json");
-    let r = raw("{\"email\": 5, \"password\": [], \"display_name\": null}", "application/json")
+    let r = raw("{\"email\":", "application/json")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let r = raw(
+        "{\"email\": 5, \"password\": [], \"display_name\": null}",
+        "application/json",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status(), 422);
-    let r = raw("email=a", "application/x-www-form-urlencoded").await.unwrap_or_else(|e| panic!("{e}"));
+    let r = raw("email=a", "application/x-www-form-urlencoded")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status(), 415);
     let big = json!({ "email": "a@b.io", "password": "p".repeat(100_000), "display_name": "x" });
-    app.post("/api/v1/users", None, big).await.assert_problem(413, "payload_too_large");
+    app.post("/api/v1/users", None, big)
+        .await
+        .assert_problem(413, "payload_too_large");
 }
 
 #[tokio::test]
 async fn unknown_routes_are_404_problems() {
     let app = spawn_app().await;
-    app.get("/api/v1/nothing-here", None).await.assert_problem(404, "not_found");
+    app.get("/api/v1/nothing-here", None)
+        .await
+        .assert_problem(404, "not_found");
     app.request(Method::DELETE, "/api/v1/users/me", None, None)
         .await
         .assert_problem(404, "not_found");
@@ -231,7 +302,13 @@ async fn every_response_carries_a_request_id_and_echoes_the_clients() {
     let r = app.get("/health/live", None).await;
     assert!(r.headers.contains_key("x-request-id"));
     let r = app
-        .request_with(Method::GET, "/health/live", None, None, &[("x-request-id", "abc-123")])
+        .request_with(
+            Method::GET,
+            "/health/live",
+            None,
+            None,
+            &[("x-request-id", "abc-123")],
+        )
         .await;
     assert_eq!(r.headers["x-request-id"], "abc-123");
 }
@@ -254,16 +331,26 @@ async fn operations_endpoints_answer() {
         .await
         .unwrap_or_default();
     assert!(
-        metrics.contains("shop_http_requests_total{endpoint=\"/api/v1/products\",method=\"GET\",status=\"200\"}"),
+        metrics.contains(
+            "shop_http_requests_total{endpoint=\"/api/v1/products\",method=\"GET\",status=\"200\"}"
+        ),
         "{metrics}"
     );
     let spec = app.get("/openapi.json", None).await;
     assert_eq!(spec.body["openapi"], "3.1.0");
     assert!(spec.body["paths"]["/api/v1/products"].is_object());
-    let docs = app.http.get(format!("{}/docs/", app.base)).send().await.unwrap_or_else(|e| panic!("{e}"));
+    let docs = app
+        .http
+        .get(format!("{}/docs/", app.base))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(docs.status(), 200);
     let html = docs.text().await.unwrap_or_default();
-    assert!(html.contains("swagger"), "the docs page is served from the binary");
+    assert!(
+        html.contains("swagger"),
+        "the docs page is served from the binary"
+    );
 }
 
 #[tokio::test]
@@ -286,13 +373,20 @@ async fn the_cli_creates_an_admin_from_stdin() -> TestResult {
         .ok_or("no stdin")?
         .write_all(b"ops-password-1234\n")?;
     let out = child.wait_with_output()?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let mut vars = base_vars(&dir, &db.url);
     vars.remove("SHOP_ADMIN_EMAIL");
     vars.remove("SHOP_ADMIN_PASSWORD");
     let app = spawn_vars(vars).await;
     let token = app.token("ops@example.com", "ops-password-1234").await;
-    assert_eq!(app.get("/api/v1/users/me", Some(&token)).await.body["role"], "admin");
+    assert_eq!(
+        app.get("/api/v1/users/me", Some(&token)).await.body["role"],
+        "admin"
+    );
     let _ = std::fs::remove_dir_all(dir);
     Ok(())
 }

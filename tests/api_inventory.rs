@@ -11,12 +11,29 @@ use shop_kernel::RequestContext;
 async fn stock_exists_once_an_admin_sets_it() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    app.get("/api/v1/inventory/MUG-1", None).await.assert_problem(404, "not_found");
-    let r = app.put("/api/v1/inventory/MUG-1", Some(&admin), json!({ "on_hand": 10 })).await;
+    app.get("/api/v1/inventory/MUG-1", None)
+        .await
+        .assert_problem(404, "not_found");
+    let r = app
+        .put(
+            "/api/v1/inventory/MUG-1",
+            Some(&admin),
+            json!({ "on_hand": 10 }),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.body, json!({ "sku": "MUG-1", "on_hand": 10, "reserved": 0, "available": 10 }));
+    assert_eq!(
+        r.body,
+        json!({ "sku": "MUG-1", "on_hand": 10, "reserved": 0, "available": 10 })
+    );
     assert_eq!(app.get("/api/v1/inventory/MUG-1", None).await.body, r.body);
-    let r = app.put("/api/v1/inventory/MUG-1", Some(&admin), json!({ "on_hand": 3 })).await;
+    let r = app
+        .put(
+            "/api/v1/inventory/MUG-1",
+            Some(&admin),
+            json!({ "on_hand": 3 }),
+        )
+        .await;
     assert_eq!(r.body["on_hand"], 3);
 }
 
@@ -24,34 +41,73 @@ async fn stock_exists_once_an_admin_sets_it() {
 async fn only_admins_change_stock() {
     let app = spawn_app().await;
     let (_, customer) = app.customer("c@example.com").await;
-    app.put("/api/v1/inventory/A", None, json!({ "on_hand": 1 })).await.assert_problem(401, "unauthenticated");
-    app.put("/api/v1/inventory/A", Some(&customer), json!({ "on_hand": 1 }))
-        .await
-        .assert_problem(403, "forbidden");
-    app.post("/api/v1/inventory/A/adjustments", Some(&customer), json!({ "delta": 1, "reason": "x" }))
-        .await
-        .assert_problem(403, "forbidden");
-    app.post("/api/v1/inventory/A/adjustments", None, json!({ "delta": 1, "reason": "x" }))
+    app.put("/api/v1/inventory/A", None, json!({ "on_hand": 1 }))
         .await
         .assert_problem(401, "unauthenticated");
+    app.put(
+        "/api/v1/inventory/A",
+        Some(&customer),
+        json!({ "on_hand": 1 }),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.post(
+        "/api/v1/inventory/A/adjustments",
+        Some(&customer),
+        json!({ "delta": 1, "reason": "x" }),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.post(
+        "/api/v1/inventory/A/adjustments",
+        None,
+        json!({ "delta": 1, "reason": "x" }),
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
 }
 
 #[tokio::test]
 async fn stock_input_is_validated() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    let r = app.put("/api/v1/inventory/MUG-1", Some(&admin), json!({ "on_hand": -1 })).await;
+    let r = app
+        .put(
+            "/api/v1/inventory/MUG-1",
+            Some(&admin),
+            json!({ "on_hand": -1 }),
+        )
+        .await;
     r.assert_problem(422, "validation_failed");
     assert_eq!(r.fields(), vec!["on_hand"]);
-    let r = app.put("/api/v1/inventory/bad%20sku", Some(&admin), json!({ "on_hand": 1 })).await;
+    let r = app
+        .put(
+            "/api/v1/inventory/bad%20sku",
+            Some(&admin),
+            json!({ "on_hand": 1 }),
+        )
+        .await;
     r.assert_problem(422, "validation_failed");
     assert_eq!(r.fields(), vec!["sku"]);
-    app.put("/api/v1/inventory/MUG-1", Some(&admin), json!({ "on_hand": "ten" }))
-        .await
-        .assert_problem(422, "validation_failed");
-    app.put("/api/v1/inventory/MUG-1", Some(&admin), json!({ "on_hand": 1 })).await;
+    app.put(
+        "/api/v1/inventory/MUG-1",
+        Some(&admin),
+        json!({ "on_hand": "ten" }),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.put(
+        "/api/v1/inventory/MUG-1",
+        Some(&admin),
+        json!({ "on_hand": 1 }),
+    )
+    .await;
     let r = app
-        .post("/api/v1/inventory/MUG-1/adjustments", Some(&admin), json!({ "delta": 0, "reason": "" }))
+        .post(
+            "/api/v1/inventory/MUG-1/adjustments",
+            Some(&admin),
+            json!({ "delta": 0, "reason": "" }),
+        )
         .await;
     r.assert_problem(422, "validation_failed");
     assert_eq!(r.fields(), vec!["delta", "reason"]);
@@ -61,28 +117,54 @@ async fn stock_input_is_validated() {
 async fn adjustments_move_stock_but_never_below_zero() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    app.put("/api/v1/inventory/MUG-1", Some(&admin), json!({ "on_hand": 5 })).await;
+    app.put(
+        "/api/v1/inventory/MUG-1",
+        Some(&admin),
+        json!({ "on_hand": 5 }),
+    )
+    .await;
     let r = app
-        .post("/api/v1/inventory/MUG-1/adjustments", Some(&admin), json!({ "delta": 3, "reason": "delivery" }))
+        .post(
+            "/api/v1/inventory/MUG-1/adjustments",
+            Some(&admin),
+            json!({ "delta": 3, "reason": "delivery" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["on_hand"], 8);
     let r = app
-        .post("/api/v1/inventory/MUG-1/adjustments", Some(&admin), json!({ "delta": -9, "reason": "damage" }))
+        .post(
+            "/api/v1/inventory/MUG-1/adjustments",
+            Some(&admin),
+            json!({ "delta": -9, "reason": "damage" }),
+        )
         .await;
     r.assert_problem(409, "insufficient_stock");
     assert_eq!(r.body["sku"], "MUG-1");
-    assert_eq!(app.get("/api/v1/inventory/MUG-1", None).await.body["on_hand"], 8, "nothing half-written");
-    app.post("/api/v1/inventory/NOPE/adjustments", Some(&admin), json!({ "delta": 1, "reason": "x" }))
-        .await
-        .assert_problem(404, "not_found");
+    assert_eq!(
+        app.get("/api/v1/inventory/MUG-1", None).await.body["on_hand"],
+        8,
+        "nothing half-written"
+    );
+    app.post(
+        "/api/v1/inventory/NOPE/adjustments",
+        Some(&admin),
+        json!({ "delta": 1, "reason": "x" }),
+    )
+    .await
+    .assert_problem(404, "not_found");
 }
 
 #[tokio::test]
 async fn an_idempotency_key_replays_the_first_outcome() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    app.put("/api/v1/inventory/MUG-1", Some(&admin), json!({ "on_hand": 5 })).await;
+    app.put(
+        "/api/v1/inventory/MUG-1",
+        Some(&admin),
+        json!({ "on_hand": 5 }),
+    )
+    .await;
     let adjust = |delta: i64, key: &'static str| {
         let admin = admin.clone();
         let app = &app;
@@ -101,12 +183,27 @@ async fn an_idempotency_key_replays_the_first_outcome() {
     assert_eq!(first.body["on_hand"], 3);
     let again = adjust(-2, "key-1").await;
     assert_eq!((again.status, &again.body), (first.status, &first.body));
-    assert_eq!(app.get("/api/v1/inventory/MUG-1", None).await.body["on_hand"], 3, "applied once");
-    adjust(-1, "key-1").await.assert_problem(422, "idempotency_key_reused");
+    assert_eq!(
+        app.get("/api/v1/inventory/MUG-1", None).await.body["on_hand"],
+        3,
+        "applied once"
+    );
+    adjust(-1, "key-1")
+        .await
+        .assert_problem(422, "idempotency_key_reused");
     // Business errors are replayed too, even after stock would allow the request.
-    adjust(-10, "key-2").await.assert_problem(409, "insufficient_stock");
-    app.put("/api/v1/inventory/MUG-1", Some(&admin), json!({ "on_hand": 50 })).await;
-    adjust(-10, "key-2").await.assert_problem(409, "insufficient_stock");
+    adjust(-10, "key-2")
+        .await
+        .assert_problem(409, "insufficient_stock");
+    app.put(
+        "/api/v1/inventory/MUG-1",
+        Some(&admin),
+        json!({ "on_hand": 50 }),
+    )
+    .await;
+    adjust(-10, "key-2")
+        .await
+        .assert_problem(409, "insufficient_stock");
     let long = "k".repeat(256);
     let r = app
         .request_with(
@@ -124,24 +221,53 @@ async fn an_idempotency_key_replays_the_first_outcome() {
 async fn on_hand_cannot_drop_below_what_is_reserved() -> TestResult {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    app.put("/api/v1/inventory/MUG-1", Some(&admin), json!({ "on_hand": 5 })).await;
-    let inventory = app.running_modules.inventory.clone().ok_or("no inventory")?;
-    let lines = vec![shop_inventory::ReservationLine { sku: "MUG-1".into(), quantity: 4 }];
-    inventory.reserve(&RequestContext::system(), uuid::Uuid::now_v7(), lines).await?;
+    app.put(
+        "/api/v1/inventory/MUG-1",
+        Some(&admin),
+        json!({ "on_hand": 5 }),
+    )
+    .await;
+    let inventory = app
+        .running_modules
+        .inventory
+        .clone()
+        .ok_or("no inventory")?;
+    let lines = vec![shop_inventory::ReservationLine {
+        sku: "MUG-1".into(),
+        quantity: 4,
+    }];
+    inventory
+        .reserve(&RequestContext::system(), uuid::Uuid::now_v7(), lines)
+        .await?;
     let levels = app.get("/api/v1/inventory/MUG-1", None).await;
-    assert_eq!(levels.body, json!({ "sku": "MUG-1", "on_hand": 5, "reserved": 4, "available": 1 }));
-    let r = app.put("/api/v1/inventory/MUG-1", Some(&admin), json!({ "on_hand": 3 })).await;
+    assert_eq!(
+        levels.body,
+        json!({ "sku": "MUG-1", "on_hand": 5, "reserved": 4, "available": 1 })
+    );
+    let r = app
+        .put(
+            "/api/v1/inventory/MUG-1",
+            Some(&admin),
+            json!({ "on_hand": 3 }),
+        )
+        .await;
     r.assert_problem(409, "below_reserved");
-    app.post("/api/v1/inventory/MUG-1/adjustments", Some(&admin), json!({ "delta": -2, "reason": "x" }))
-        .await
-        .assert_problem(409, "insufficient_stock");
+    app.post(
+        "/api/v1/inventory/MUG-1/adjustments",
+        Some(&admin),
+        json!({ "delta": -2, "reason": "x" }),
+    )
+    .await
+    .assert_problem(409, "insufficient_stock");
     Ok(())
 }
 
 #[tokio::test]
 async fn internal_routes_need_the_service_credential() {
     let app = spawn_app().await;
-    let r = app.post("/internal/inventory/get_stock", None, json!({ "sku": "A" })).await;
+    let r = app
+        .post("/internal/inventory/get_stock", None, json!({ "sku": "A" }))
+        .await;
     r.assert_problem(401, "unauthenticated");
     let r = app
         .request_with(

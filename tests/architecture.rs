@@ -34,11 +34,21 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn modules_depend_on_each_other_only_through_their_contracts() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = std::process::Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(root())
         .output()
         .unwrap_or_else(|e| panic!("cargo metadata: {e}"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     let module_crates: Vec<String> = MODULES.iter().map(|m| format!("shop-{m}")).collect();
     let packages = meta["packages"].as_array().cloned().unwrap_or_default();
@@ -53,8 +63,14 @@ fn modules_depend_on_each_other_only_through_their_contracts() {
             if !module_crates.iter().any(|m| m == dep_name) {
                 continue;
             }
-            assert_ne!(name, "shop-kernel", "the kernel must not depend on a module ({dep_name})");
-            assert_eq!(dep["uses_default_features"], false, "{name} -> {dep_name}: default features must be off");
+            assert_ne!(
+                name, "shop-kernel",
+                "the kernel must not depend on a module ({dep_name})"
+            );
+            assert_eq!(
+                dep["uses_default_features"], false,
+                "{name} -> {dep_name}: default features must be off"
+            );
             for feature in dep["features"].as_array().into_iter().flatten() {
                 assert_eq!(
                     feature, "client",
@@ -69,14 +85,21 @@ fn modules_depend_on_each_other_only_through_their_contracts() {
 fn modules_name_only_their_own_tables() {
     for module in MODULES {
         let mut sources = Vec::new();
-        files(&root().join("modules").join(module).join("src"), &mut sources);
+        files(
+            &root().join("modules").join(module).join("src"),
+            &mut sources,
+        );
         files(&root().join("migrations").join(module), &mut sources);
         assert!(!sources.is_empty(), "no sources for {module}");
         for other in MODULES.iter().filter(|m| **m != module) {
             for table in tables(other) {
                 for file in &sources {
                     let text = std::fs::read_to_string(file).unwrap_or_default();
-                    assert!(!text.contains(table), "{} names {other}'s table {table}", file.display());
+                    assert!(
+                        !text.contains(table),
+                        "{} names {other}'s table {table}",
+                        file.display()
+                    );
                 }
             }
         }
@@ -96,7 +119,11 @@ fn every_table_carries_its_modules_prefix_and_is_declared() {
                     .chars()
                     .take_while(|c| c.is_alphanumeric() || *c == '_')
                     .collect();
-                assert!(name.starts_with(&format!("{module}_")), "{}: table {name}", file.display());
+                assert!(
+                    name.starts_with(&format!("{module}_")),
+                    "{}: table {name}",
+                    file.display()
+                );
                 created.push(name);
             }
         }
@@ -104,7 +131,10 @@ fn every_table_carries_its_modules_prefix_and_is_declared() {
         created.dedup();
         let mut declared = tables(module).to_vec();
         declared.sort();
-        assert_eq!(created, declared, "{module}: TABLES must list exactly the tables its migrations create");
+        assert_eq!(
+            created, declared,
+            "{module}: TABLES must list exactly the tables its migrations create"
+        );
     }
 }
 

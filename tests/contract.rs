@@ -6,10 +6,13 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use shop_catalog::{CatalogApi, CatalogClient, CatalogError, NewProduct, ProductPatch, ProductQuery};
+use shop_catalog::{
+    CatalogApi, CatalogClient, CatalogError, NewProduct, ProductPatch, ProductQuery,
+};
 use shop_identity::{Credentials, IdentityApi, IdentityClient, IdentityError, NewUser};
 use shop_inventory::{
-    Adjustment, InventoryApi, InventoryClient, InventoryError, ReservationLine, ReservationStatus, SetStock,
+    Adjustment, InventoryApi, InventoryClient, InventoryError, ReservationLine, ReservationStatus,
+    SetStock,
 };
 use shop_kernel::{Money, Role};
 use uuid::Uuid;
@@ -31,11 +34,17 @@ impl Apis {
         match transport {
             Transport::InProcess => {
                 let m = &app.running_modules;
-                assert!(m.databases.len() == 3, "the in-process run uses the local implementations");
+                assert!(
+                    m.databases.len() == 3,
+                    "the in-process run uses the local implementations"
+                );
                 Apis {
                     identity: m.identity.clone().unwrap_or_else(|| panic!("no identity")),
                     catalog: m.catalog.clone().unwrap_or_else(|| panic!("no catalog")),
-                    inventory: m.inventory.clone().unwrap_or_else(|| panic!("no inventory")),
+                    inventory: m
+                        .inventory
+                        .clone()
+                        .unwrap_or_else(|| panic!("no inventory")),
                 }
             }
             Transport::Http => Apis {
@@ -48,7 +57,10 @@ impl Apis {
 }
 
 fn line(sku: &str, quantity: i64) -> ReservationLine {
-    ReservationLine { sku: sku.into(), quantity }
+    ReservationLine {
+        sku: sku.into(),
+        quantity,
+    }
 }
 
 macro_rules! on_both_transports {
@@ -72,64 +84,163 @@ macro_rules! on_both_transports {
 async fn inventory_contract(apis: &Apis, c: &Callers) -> TestResult {
     let api = &apis.inventory;
     let sku = || "SKU-1".to_string();
-    assert_eq!(api.get_stock(&c.anonymous, sku()).await, Err(InventoryError::SkuNotFound { sku: sku() }));
-    assert!(matches!(api.get_stock(&c.anonymous, "bad sku".into()).await, Err(InventoryError::Validation(_))));
-    assert_eq!(api.set_stock(&c.anonymous, sku(), SetStock { on_hand: 5 }).await, Err(InventoryError::Unauthenticated));
-    assert_eq!(api.set_stock(&c.customer, sku(), SetStock { on_hand: 5 }).await, Err(InventoryError::Forbidden));
-    let levels = api.set_stock(&c.admin, sku(), SetStock { on_hand: 5 }).await?;
-    assert_eq!((levels.on_hand, levels.reserved, levels.available), (5, 0, 5));
-    api.set_stock(&c.admin, "SKU-2".into(), SetStock { on_hand: 1 }).await?;
+    assert_eq!(
+        api.get_stock(&c.anonymous, sku()).await,
+        Err(InventoryError::SkuNotFound { sku: sku() })
+    );
+    assert!(matches!(
+        api.get_stock(&c.anonymous, "bad sku".into()).await,
+        Err(InventoryError::Validation(_))
+    ));
+    assert_eq!(
+        api.set_stock(&c.anonymous, sku(), SetStock { on_hand: 5 })
+            .await,
+        Err(InventoryError::Unauthenticated)
+    );
+    assert_eq!(
+        api.set_stock(&c.customer, sku(), SetStock { on_hand: 5 })
+            .await,
+        Err(InventoryError::Forbidden)
+    );
+    let levels = api
+        .set_stock(&c.admin, sku(), SetStock { on_hand: 5 })
+        .await?;
+    assert_eq!(
+        (levels.on_hand, levels.reserved, levels.available),
+        (5, 0, 5)
+    );
+    api.set_stock(&c.admin, "SKU-2".into(), SetStock { on_hand: 1 })
+        .await?;
 
-    let adj = |delta| Adjustment { delta, reason: "recount".into() };
-    assert_eq!(api.adjust_stock(&c.admin, sku(), adj(-6), None).await, Err(InventoryError::InsufficientStock { sku: sku() }));
-    assert_eq!(api.adjust_stock(&c.admin, sku(), adj(2), Some("k".into())).await?.on_hand, 7);
-    assert_eq!(api.adjust_stock(&c.admin, sku(), adj(2), Some("k".into())).await?.on_hand, 7, "replayed");
-    assert_eq!(api.adjust_stock(&c.admin, sku(), adj(3), Some("k".into())).await, Err(InventoryError::IdempotencyKeyReused));
-    assert_eq!(api.adjust_stock(&c.admin, sku(), adj(-2), None).await?.on_hand, 5);
+    let adj = |delta| Adjustment {
+        delta,
+        reason: "recount".into(),
+    };
+    assert_eq!(
+        api.adjust_stock(&c.admin, sku(), adj(-6), None).await,
+        Err(InventoryError::InsufficientStock { sku: sku() })
+    );
+    assert_eq!(
+        api.adjust_stock(&c.admin, sku(), adj(2), Some("k".into()))
+            .await?
+            .on_hand,
+        7
+    );
+    assert_eq!(
+        api.adjust_stock(&c.admin, sku(), adj(2), Some("k".into()))
+            .await?
+            .on_hand,
+        7,
+        "replayed"
+    );
+    assert_eq!(
+        api.adjust_stock(&c.admin, sku(), adj(3), Some("k".into()))
+            .await,
+        Err(InventoryError::IdempotencyKeyReused)
+    );
+    assert_eq!(
+        api.adjust_stock(&c.admin, sku(), adj(-2), None)
+            .await?
+            .on_hand,
+        5
+    );
 
     // Reservations are for modules only.
     let order = Uuid::now_v7();
-    assert_eq!(api.reserve(&c.anonymous, order, vec![line("SKU-1", 1)]).await, Err(InventoryError::Unauthenticated));
-    assert_eq!(api.reserve(&c.customer, order, vec![line("SKU-1", 1)]).await, Err(InventoryError::Forbidden));
-    assert!(matches!(api.reserve(&c.module, order, vec![]).await, Err(InventoryError::Validation(_))));
+    assert_eq!(
+        api.reserve(&c.anonymous, order, vec![line("SKU-1", 1)])
+            .await,
+        Err(InventoryError::Unauthenticated)
+    );
+    assert_eq!(
+        api.reserve(&c.customer, order, vec![line("SKU-1", 1)])
+            .await,
+        Err(InventoryError::Forbidden)
+    );
     assert!(matches!(
-        api.reserve(&c.module, order, vec![line("SKU-1", 1), line("SKU-1", 1)]).await,
+        api.reserve(&c.module, order, vec![]).await,
         Err(InventoryError::Validation(_))
     ));
-    assert!(matches!(api.reserve(&c.module, order, vec![line("SKU-1", 0)]).await, Err(InventoryError::Validation(_))));
+    assert!(matches!(
+        api.reserve(&c.module, order, vec![line("SKU-1", 1), line("SKU-1", 1)])
+            .await,
+        Err(InventoryError::Validation(_))
+    ));
+    assert!(matches!(
+        api.reserve(&c.module, order, vec![line("SKU-1", 0)]).await,
+        Err(InventoryError::Validation(_))
+    ));
 
     // All or nothing: SKU-2 lacks stock, so SKU-1 is not held either.
     assert_eq!(
-        api.reserve(&c.module, order, vec![line("SKU-1", 2), line("SKU-2", 2)]).await,
-        Err(InventoryError::InsufficientStock { sku: "SKU-2".into() })
+        api.reserve(&c.module, order, vec![line("SKU-1", 2), line("SKU-2", 2)])
+            .await,
+        Err(InventoryError::InsufficientStock {
+            sku: "SKU-2".into()
+        })
     );
     assert_eq!(api.get_stock(&c.anonymous, sku()).await?.reserved, 0);
     assert_eq!(
-        api.reserve(&c.module, order, vec![line("NEVER-STOCKED", 1)]).await,
-        Err(InventoryError::InsufficientStock { sku: "NEVER-STOCKED".into() })
+        api.reserve(&c.module, order, vec![line("NEVER-STOCKED", 1)])
+            .await,
+        Err(InventoryError::InsufficientStock {
+            sku: "NEVER-STOCKED".into()
+        })
     );
 
-    let held = api.reserve(&c.module, order, vec![line("SKU-2", 1), line("SKU-1", 2)]).await?;
+    let held = api
+        .reserve(&c.module, order, vec![line("SKU-2", 1), line("SKU-1", 2)])
+        .await?;
     assert_eq!(held.status, ReservationStatus::Held);
-    assert_eq!(held.lines, vec![line("SKU-1", 2), line("SKU-2", 1)], "lines come back sorted");
-    assert_eq!(api.reserve(&c.module, order, vec![line("SKU-1", 2), line("SKU-2", 1)]).await?, held, "idempotent");
-    assert_eq!(api.reserve(&c.module, order, vec![line("SKU-1", 1)]).await, Err(InventoryError::ReservationConflict));
+    assert_eq!(
+        held.lines,
+        vec![line("SKU-1", 2), line("SKU-2", 1)],
+        "lines come back sorted"
+    );
+    assert_eq!(
+        api.reserve(&c.module, order, vec![line("SKU-1", 2), line("SKU-2", 1)])
+            .await?,
+        held,
+        "idempotent"
+    );
+    assert_eq!(
+        api.reserve(&c.module, order, vec![line("SKU-1", 1)]).await,
+        Err(InventoryError::ReservationConflict)
+    );
     let levels = api.get_stock(&c.anonymous, sku()).await?;
-    assert_eq!((levels.on_hand, levels.reserved, levels.available), (5, 2, 3));
+    assert_eq!(
+        (levels.on_hand, levels.reserved, levels.available),
+        (5, 2, 3)
+    );
     assert_eq!(api.get_reservation(&c.module, order).await?, held);
-    assert_eq!(api.get_reservation(&c.customer, order).await, Err(InventoryError::Forbidden));
-    assert_eq!(api.set_stock(&c.admin, sku(), SetStock { on_hand: 1 }).await, Err(InventoryError::BelowReserved { sku: sku() }));
+    assert_eq!(
+        api.get_reservation(&c.customer, order).await,
+        Err(InventoryError::Forbidden)
+    );
+    assert_eq!(
+        api.set_stock(&c.admin, sku(), SetStock { on_hand: 1 })
+            .await,
+        Err(InventoryError::BelowReserved { sku: sku() })
+    );
 
     let committed = api.commit_reservation(&c.module, order).await?;
     assert_eq!(committed.status, ReservationStatus::Committed);
-    assert_eq!(api.commit_reservation(&c.module, order).await?, committed, "idempotent");
+    assert_eq!(
+        api.commit_reservation(&c.module, order).await?,
+        committed,
+        "idempotent"
+    );
     let levels = api.get_stock(&c.anonymous, sku()).await?;
     assert_eq!((levels.on_hand, levels.reserved), (3, 0));
 
     // Releasing a committed reservation (a cancelled order) returns the units.
     let released = api.release_reservation(&c.module, order).await?;
     assert_eq!(released.status, ReservationStatus::Released);
-    assert_eq!(api.release_reservation(&c.module, order).await?, released, "idempotent");
+    assert_eq!(
+        api.release_reservation(&c.module, order).await?,
+        released,
+        "idempotent"
+    );
     assert_eq!(api.get_stock(&c.anonymous, sku()).await?.on_hand, 5);
     assert_eq!(
         api.commit_reservation(&c.module, order).await,
@@ -138,31 +249,60 @@ async fn inventory_contract(apis: &Apis, c: &Callers) -> TestResult {
 
     // Releasing first leaves a tombstone: a late reserve for that order holds nothing.
     let late = Uuid::now_v7();
-    assert_eq!(api.release_reservation(&c.module, late).await?.status, ReservationStatus::Released);
-    assert_eq!(api.reserve(&c.module, late, vec![line("SKU-1", 1)]).await, Err(InventoryError::ReservationConflict));
+    assert_eq!(
+        api.release_reservation(&c.module, late).await?.status,
+        ReservationStatus::Released
+    );
+    assert_eq!(
+        api.reserve(&c.module, late, vec![line("SKU-1", 1)]).await,
+        Err(InventoryError::ReservationConflict)
+    );
     assert_eq!(api.get_stock(&c.anonymous, sku()).await?.reserved, 0);
 
     let unknown = Uuid::now_v7();
-    assert_eq!(api.get_reservation(&c.module, unknown).await, Err(InventoryError::ReservationNotFound));
-    assert_eq!(api.commit_reservation(&c.module, unknown).await, Err(InventoryError::ReservationNotFound));
+    assert_eq!(
+        api.get_reservation(&c.module, unknown).await,
+        Err(InventoryError::ReservationNotFound)
+    );
+    assert_eq!(
+        api.commit_reservation(&c.module, unknown).await,
+        Err(InventoryError::ReservationNotFound)
+    );
     Ok(())
 }
 
-on_both_transports!(inventory_contract, &[], inventory_contract_in_process, inventory_contract_over_http);
+on_both_transports!(
+    inventory_contract,
+    &[],
+    inventory_contract_in_process,
+    inventory_contract_over_http
+);
 
 async fn reservation_expiry_contract(apis: &Apis, c: &Callers) -> TestResult {
     let api = &apis.inventory;
-    api.set_stock(&c.admin, "SKU-1".into(), SetStock { on_hand: 3 }).await?;
+    api.set_stock(&c.admin, "SKU-1".into(), SetStock { on_hand: 3 })
+        .await?;
     let order = Uuid::now_v7();
-    api.reserve(&c.module, order, vec![line("SKU-1", 3)]).await?;
+    api.reserve(&c.module, order, vec![line("SKU-1", 3)])
+        .await?;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     // Either the sweeper or the commit itself notices the expiry; the units are back either way.
     let outcome = api.commit_reservation(&c.module, order).await;
-    assert_eq!(outcome, Err(InventoryError::ReservationClosed("expired".into())));
-    assert_eq!(api.get_reservation(&c.module, order).await?.status, ReservationStatus::Expired);
-    assert_eq!(api.get_stock(&c.anonymous, "SKU-1".into()).await?.available, 3);
+    assert_eq!(
+        outcome,
+        Err(InventoryError::ReservationClosed("expired".into()))
+    );
+    assert_eq!(
+        api.get_reservation(&c.module, order).await?.status,
+        ReservationStatus::Expired
+    );
+    assert_eq!(
+        api.get_stock(&c.anonymous, "SKU-1".into()).await?.available,
+        3
+    );
     // An expired hold does not block a new order.
-    api.reserve(&c.module, Uuid::now_v7(), vec![line("SKU-1", 3)]).await?;
+    api.reserve(&c.module, Uuid::now_v7(), vec![line("SKU-1", 3)])
+        .await?;
     Ok(())
 }
 
@@ -184,42 +324,92 @@ fn new_product(sku: &str, name: &str) -> NewProduct {
 
 async fn catalog_contract(apis: &Apis, c: &Callers) -> TestResult {
     let api = &apis.catalog;
-    assert_eq!(api.create_product(&c.anonymous, new_product("A-1", "Apple")).await, Err(CatalogError::Unauthenticated));
-    assert_eq!(api.create_product(&c.customer, new_product("A-1", "Apple")).await, Err(CatalogError::Forbidden));
-    let apple = api.create_product(&c.admin, new_product("A-1", "Apple")).await?;
-    let pear = api.create_product(&c.admin, new_product("P-1", "Pear")).await?;
-    assert_eq!(api.create_product(&c.admin, new_product("A-1", "Again")).await, Err(CatalogError::SkuTaken("A-1".into())));
+    assert_eq!(
+        api.create_product(&c.anonymous, new_product("A-1", "Apple"))
+            .await,
+        Err(CatalogError::Unauthenticated)
+    );
+    assert_eq!(
+        api.create_product(&c.customer, new_product("A-1", "Apple"))
+            .await,
+        Err(CatalogError::Forbidden)
+    );
+    let apple = api
+        .create_product(&c.admin, new_product("A-1", "Apple"))
+        .await?;
+    let pear = api
+        .create_product(&c.admin, new_product("P-1", "Pear"))
+        .await?;
+    assert_eq!(
+        api.create_product(&c.admin, new_product("A-1", "Again"))
+            .await,
+        Err(CatalogError::SkuTaken("A-1".into()))
+    );
     let mut bad = new_product("bad sku", "");
     bad.price = Money::new(-1, "USD");
     match api.create_product(&c.admin, bad).await {
         Err(CatalogError::Validation(fields)) => {
             let names: Vec<_> = fields.iter().map(|f| f.field.as_str()).collect();
-            assert_eq!(names, vec!["name", "price.amount_minor", "price.currency", "sku"]);
+            assert_eq!(
+                names,
+                vec!["name", "price.amount_minor", "price.currency", "sku"]
+            );
         }
         other => panic!("expected a validation error, got {other:?}"),
     }
     assert_eq!(api.get_product(&c.anonymous, apple.id).await?, apple);
-    assert_eq!(api.get_product(&c.anonymous, Uuid::now_v7()).await, Err(CatalogError::NotFound));
-    let many = api.get_products(&c.module, vec![pear.id, Uuid::now_v7(), apple.id]).await?;
+    assert_eq!(
+        api.get_product(&c.anonymous, Uuid::now_v7()).await,
+        Err(CatalogError::NotFound)
+    );
+    let many = api
+        .get_products(&c.module, vec![pear.id, Uuid::now_v7(), apple.id])
+        .await?;
     assert_eq!(many, vec![apple.clone(), pear.clone()]);
 
-    let patch = ProductPatch { active: Some(false), ..Default::default() };
-    assert_eq!(api.update_product(&c.customer, pear.id, patch.clone()).await, Err(CatalogError::Forbidden));
+    let patch = ProductPatch {
+        active: Some(false),
+        ..Default::default()
+    };
+    assert_eq!(
+        api.update_product(&c.customer, pear.id, patch.clone())
+            .await,
+        Err(CatalogError::Forbidden)
+    );
     let hidden = api.update_product(&c.admin, pear.id, patch.clone()).await?;
     assert!(!hidden.active);
-    assert_eq!(api.update_product(&c.admin, Uuid::now_v7(), patch).await, Err(CatalogError::NotFound));
+    assert_eq!(
+        api.update_product(&c.admin, Uuid::now_v7(), patch).await,
+        Err(CatalogError::NotFound)
+    );
 
-    let page = api.list_products(&c.anonymous, ProductQuery::default()).await?;
+    let page = api
+        .list_products(&c.anonymous, ProductQuery::default())
+        .await?;
     assert_eq!(page.items, vec![apple.clone()]);
     assert_eq!(page.next_cursor, None);
-    let q = ProductQuery { q: Some("APP".into()), ..Default::default() };
+    let q = ProductQuery {
+        q: Some("APP".into()),
+        ..Default::default()
+    };
     assert_eq!(api.list_products(&c.anonymous, q).await?.items.len(), 1);
-    let q = ProductQuery { limit: Some(0), ..Default::default() };
-    assert!(matches!(api.list_products(&c.anonymous, q).await, Err(CatalogError::Validation(_))));
+    let q = ProductQuery {
+        limit: Some(0),
+        ..Default::default()
+    };
+    assert!(matches!(
+        api.list_products(&c.anonymous, q).await,
+        Err(CatalogError::Validation(_))
+    ));
     Ok(())
 }
 
-on_both_transports!(catalog_contract, &[], catalog_contract_in_process, catalog_contract_over_http);
+on_both_transports!(
+    catalog_contract,
+    &[],
+    catalog_contract_in_process,
+    catalog_contract_over_http
+);
 
 async fn identity_contract(apis: &Apis, c: &Callers) -> TestResult {
     let api = &apis.identity;
@@ -229,37 +419,100 @@ async fn identity_contract(apis: &Apis, c: &Callers) -> TestResult {
         display_name: "Grace".into(),
     };
     let grace = api.register(&c.anonymous, new.clone()).await?;
-    assert_eq!((grace.email.as_str(), grace.role), ("grace@example.com", Role::Customer));
-    assert_eq!(api.register(&c.anonymous, new).await, Err(IdentityError::EmailTaken));
-    let bad = NewUser { email: "x".into(), password: "short".into(), display_name: "".into() };
-    assert!(matches!(api.register(&c.anonymous, bad).await, Err(IdentityError::Validation(f)) if f.len() == 3));
+    assert_eq!(
+        (grace.email.as_str(), grace.role),
+        ("grace@example.com", Role::Customer)
+    );
+    assert_eq!(
+        api.register(&c.anonymous, new).await,
+        Err(IdentityError::EmailTaken)
+    );
+    let bad = NewUser {
+        email: "x".into(),
+        password: "short".into(),
+        display_name: "".into(),
+    };
+    assert!(
+        matches!(api.register(&c.anonymous, bad).await, Err(IdentityError::Validation(f)) if f.len() == 3)
+    );
 
-    let creds = |password: &str| Credentials { email: "grace@example.com".into(), password: password.into() };
-    let token = api.issue_token(&c.anonymous, creds("grace-password-1")).await?;
+    let creds = |password: &str| Credentials {
+        email: "grace@example.com".into(),
+        password: password.into(),
+    };
+    let token = api
+        .issue_token(&c.anonymous, creds("grace-password-1"))
+        .await?;
     assert_eq!(token.token_type, "Bearer");
-    assert_eq!(api.issue_token(&c.anonymous, creds("wrong-password!")).await, Err(IdentityError::InvalidCredentials));
+    assert_eq!(
+        api.issue_token(&c.anonymous, creds("wrong-password!"))
+            .await,
+        Err(IdentityError::InvalidCredentials)
+    );
 
-    assert_eq!(api.me(&c.anonymous).await, Err(IdentityError::Unauthenticated));
+    assert_eq!(
+        api.me(&c.anonymous).await,
+        Err(IdentityError::Unauthenticated)
+    );
     let customer = api.me(&c.customer).await?;
     assert_eq!(customer.email, "contract-customer@shop.test");
-    assert_eq!(api.get_user(&c.customer, customer.id).await?, customer, "users see themselves");
-    assert_eq!(api.get_user(&c.customer, grace.id).await, Err(IdentityError::NotFound), "not another's");
-    assert_eq!(api.get_user(&c.anonymous, grace.id).await, Err(IdentityError::Unauthenticated));
+    assert_eq!(
+        api.get_user(&c.customer, customer.id).await?,
+        customer,
+        "users see themselves"
+    );
+    assert_eq!(
+        api.get_user(&c.customer, grace.id).await,
+        Err(IdentityError::NotFound),
+        "not another's"
+    );
+    assert_eq!(
+        api.get_user(&c.anonymous, grace.id).await,
+        Err(IdentityError::Unauthenticated)
+    );
     assert_eq!(api.get_user(&c.admin, grace.id).await?, grace);
     assert_eq!(api.get_user(&c.module, grace.id).await?, grace);
-    assert_eq!(api.get_user(&c.module, Uuid::now_v7()).await, Err(IdentityError::NotFound));
+    assert_eq!(
+        api.get_user(&c.module, Uuid::now_v7()).await,
+        Err(IdentityError::NotFound)
+    );
 
     let jwks = api.jwks(&c.anonymous).await?;
     assert_eq!(jwks.keys.len(), 1);
     assert_eq!(jwks.keys[0].kty, "OKP");
 
     let admin_pw = || "grace-password-1".to_string();
-    assert_eq!(api.ensure_admin(&c.customer, "grace@example.com".into(), admin_pw()).await, Err(IdentityError::Forbidden));
-    let promoted = api.ensure_admin(&c.module, "grace@example.com".into(), admin_pw()).await?;
+    assert_eq!(
+        api.ensure_admin(&c.customer, "grace@example.com".into(), admin_pw())
+            .await,
+        Err(IdentityError::Forbidden)
+    );
+    let promoted = api
+        .ensure_admin(&c.module, "grace@example.com".into(), admin_pw())
+        .await?;
     assert_eq!((promoted.id, promoted.role), (grace.id, Role::Admin));
-    let created = api.ensure_admin(&c.module, "ops@example.com".into(), "ops-password-12".into()).await?;
-    assert_eq!(api.ensure_admin(&c.module, "ops@example.com".into(), "ops-password-12".into()).await?, created);
+    let created = api
+        .ensure_admin(
+            &c.module,
+            "ops@example.com".into(),
+            "ops-password-12".into(),
+        )
+        .await?;
+    assert_eq!(
+        api.ensure_admin(
+            &c.module,
+            "ops@example.com".into(),
+            "ops-password-12".into()
+        )
+        .await?,
+        created
+    );
     Ok(())
 }
 
-on_both_transports!(identity_contract, &[], identity_contract_in_process, identity_contract_over_http);
+on_both_transports!(
+    identity_contract,
+    &[],
+    identity_contract_in_process,
+    identity_contract_over_http
+);

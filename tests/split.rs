@@ -28,12 +28,21 @@ async fn deploy() -> Deployment {
         let identity = gateway.base.clone();
         async move {
             let addr = format!("127.0.0.1:{port}");
-            spawn_with(&[("SHOP_MODULES", module), ("SHOP_HTTP_ADDR", &addr), ("SHOP_IDENTITY_URL", &identity)]).await
+            spawn_with(&[
+                ("SHOP_MODULES", module),
+                ("SHOP_HTTP_ADDR", &addr),
+                ("SHOP_IDENTITY_URL", &identity),
+            ])
+            .await
         }
     };
     let catalog = service("catalog", catalog_port).await;
     let inventory = service("inventory", inventory_port).await;
-    Deployment { gateway, catalog, inventory }
+    Deployment {
+        gateway,
+        catalog,
+        inventory,
+    }
 }
 
 #[tokio::test]
@@ -46,18 +55,36 @@ async fn the_public_api_works_the_same_through_a_split_deployment() {
     // Catalog, served by its own process, reached through the gateway.
     let product = g.product(&admin, "MUG-1", "Blue mug", 1299).await;
     let id = product["id"].as_str().unwrap_or_default();
-    assert_eq!(g.get(&format!("/api/v1/products/{id}"), None).await.body, product);
-    assert_eq!(g.get("/api/v1/products?q=blue", None).await.body["items"][0]["sku"], "MUG-1");
-    g.post("/api/v1/products", Some(&admin), json!({ "sku": "MUG-1", "name": "x", "price": { "amount_minor": 1, "currency": "EUR" } }))
-        .await
-        .assert_problem(409, "sku_taken");
+    assert_eq!(
+        g.get(&format!("/api/v1/products/{id}"), None).await.body,
+        product
+    );
+    assert_eq!(
+        g.get("/api/v1/products?q=blue", None).await.body["items"][0]["sku"],
+        "MUG-1"
+    );
+    g.post(
+        "/api/v1/products",
+        Some(&admin),
+        json!({ "sku": "MUG-1", "name": "x", "price": { "amount_minor": 1, "currency": "EUR" } }),
+    )
+    .await
+    .assert_problem(409, "sku_taken");
     // Authorization is decided by the catalog service from the forwarded token.
-    g.post("/api/v1/products", Some(&customer), json!({ "sku": "X", "name": "x", "price": { "amount_minor": 1, "currency": "EUR" } }))
-        .await
-        .assert_problem(403, "forbidden");
-    g.post("/api/v1/products", None, json!({ "sku": "X", "name": "x", "price": { "amount_minor": 1, "currency": "EUR" } }))
-        .await
-        .assert_problem(401, "unauthenticated");
+    g.post(
+        "/api/v1/products",
+        Some(&customer),
+        json!({ "sku": "X", "name": "x", "price": { "amount_minor": 1, "currency": "EUR" } }),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    g.post(
+        "/api/v1/products",
+        None,
+        json!({ "sku": "X", "name": "x", "price": { "amount_minor": 1, "currency": "EUR" } }),
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
     let r = g
         .post("/api/v1/products", Some(&admin), json!({ "sku": "bad sku", "name": "", "price": { "amount_minor": 1, "currency": "EUR" } }))
         .await;
@@ -65,12 +92,27 @@ async fn the_public_api_works_the_same_through_a_split_deployment() {
     assert_eq!(r.fields(), vec!["name", "sku"]);
 
     // Inventory, likewise.
-    g.get("/api/v1/inventory/MUG-1", None).await.assert_problem(404, "not_found");
-    let r = g.put("/api/v1/inventory/MUG-1", Some(&admin), json!({ "on_hand": 4 })).await;
-    assert_eq!(r.body, json!({ "sku": "MUG-1", "on_hand": 4, "reserved": 0, "available": 4 }));
-    g.put("/api/v1/inventory/MUG-1", Some(&customer), json!({ "on_hand": 1 }))
+    g.get("/api/v1/inventory/MUG-1", None)
         .await
-        .assert_problem(403, "forbidden");
+        .assert_problem(404, "not_found");
+    let r = g
+        .put(
+            "/api/v1/inventory/MUG-1",
+            Some(&admin),
+            json!({ "on_hand": 4 }),
+        )
+        .await;
+    assert_eq!(
+        r.body,
+        json!({ "sku": "MUG-1", "on_hand": 4, "reserved": 0, "available": 4 })
+    );
+    g.put(
+        "/api/v1/inventory/MUG-1",
+        Some(&customer),
+        json!({ "on_hand": 1 }),
+    )
+    .await
+    .assert_problem(403, "forbidden");
     let adjust = |key: &'static str, delta: i64| {
         let admin = admin.clone();
         async move {
@@ -86,11 +128,18 @@ async fn the_public_api_works_the_same_through_a_split_deployment() {
     };
     assert_eq!(adjust("k1", -1).await.body["on_hand"], 3);
     assert_eq!(adjust("k1", -1).await.body["on_hand"], 3);
-    adjust("k1", -2).await.assert_problem(422, "idempotency_key_reused");
-    adjust("k2", -9).await.assert_problem(409, "insufficient_stock");
+    adjust("k1", -2)
+        .await
+        .assert_problem(422, "idempotency_key_reused");
+    adjust("k2", -9)
+        .await
+        .assert_problem(409, "insufficient_stock");
 
     // The same answers straight from the inventory service.
-    assert_eq!(d.inventory.get("/api/v1/inventory/MUG-1", None).await.body["on_hand"], 3);
+    assert_eq!(
+        d.inventory.get("/api/v1/inventory/MUG-1", None).await.body["on_hand"],
+        3
+    );
 
     let ready = g.get("/health/ready", None).await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
@@ -98,13 +147,17 @@ async fn the_public_api_works_the_same_through_a_split_deployment() {
         .as_array()
         .map(|a| a.iter().filter_map(|c| c["name"].as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(names, vec!["database:identity", "remote:catalog", "remote:inventory"]);
+    assert_eq!(
+        names,
+        vec!["database:identity", "remote:catalog", "remote:inventory"]
+    );
 }
 
 #[tokio::test]
 async fn each_service_holds_only_its_own_tables() {
     let d = deploy().await;
-    let tables = |app: &TestApp| table_names(&app.db.as_ref().map(|db| db.url.clone()).unwrap_or_default());
+    let tables =
+        |app: &TestApp| table_names(&app.db.as_ref().map(|db| db.url.clone()).unwrap_or_default());
     assert_eq!(tables(&d.gateway), shop_identity::TABLES.to_vec());
     assert_eq!(tables(&d.catalog), shop_catalog::TABLES.to_vec());
     let mut inventory = shop_inventory::TABLES.to_vec();
@@ -117,13 +170,36 @@ async fn a_module_that_is_down_becomes_a_fast_503_while_the_rest_keeps_working()
     let d = deploy().await;
     let g = &d.gateway;
     let admin = g.admin_token().await;
-    g.put("/api/v1/inventory/MUG-1", Some(&admin), json!({ "on_hand": 1 })).await;
+    g.put(
+        "/api/v1/inventory/MUG-1",
+        Some(&admin),
+        json!({ "on_hand": 1 }),
+    )
+    .await;
     d.inventory.stop().await;
     let started = std::time::Instant::now();
-    g.get("/api/v1/inventory/MUG-1", None).await.assert_problem(503, "unavailable");
-    assert!(started.elapsed() < std::time::Duration::from_secs(3), "took {:?}", started.elapsed());
-    assert_eq!(g.get("/api/v1/products", None).await.status, StatusCode::OK, "catalog is unaffected");
-    assert_eq!(g.get("/api/v1/users/me", Some(&admin)).await.status, StatusCode::OK);
+    g.get("/api/v1/inventory/MUG-1", None)
+        .await
+        .assert_problem(503, "unavailable");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        g.get("/api/v1/products", None).await.status,
+        StatusCode::OK,
+        "catalog is unaffected"
+    );
+    assert_eq!(
+        g.get("/api/v1/users/me", Some(&admin)).await.status,
+        StatusCode::OK
+    );
     let ready = g.get("/health/ready", None).await;
-    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{}", ready.body);
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.body
+    );
 }

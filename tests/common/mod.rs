@@ -31,7 +31,10 @@ impl TestDb {
     pub fn new() -> TestDb {
         let dir = std::env::temp_dir().join(format!("shop-test-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir).unwrap_or_default();
-        match std::env::var("SHOP_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
+        match std::env::var("SHOP_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
             Some(admin_url) => {
                 let name = format!("shop_test_{}", uuid::Uuid::now_v7().simple());
                 let mut conn = PgConnection::establish(&admin_url)
@@ -39,7 +42,10 @@ impl TestDb {
                 diesel::sql_query(format!("CREATE DATABASE {name}"))
                     .execute(&mut conn)
                     .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
-                let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map(|(b, _)| b)
+                    .unwrap_or(&admin_url);
                 TestDb {
                     url: format!("{base}/{name}"),
                     dir,
@@ -65,7 +71,8 @@ impl Drop for TestDb {
         if let Some((admin_url, name)) = self.pg.take()
             && let Ok(mut conn) = PgConnection::establish(&admin_url)
         {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn);
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn);
         }
     }
 }
@@ -131,8 +138,13 @@ pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
 pub async fn spawn_vars(vars: HashMap<String, String>) -> TestApp {
     let data_dir = PathBuf::from(vars.get("SHOP_DATA_DIR").cloned().unwrap_or_default());
     let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap_or_else(|e| panic!("{e}"));
-    let RunningServer { addr, server, modules } =
-        shop::server::start(config).await.unwrap_or_else(|e| panic!("server failed to start: {e}"));
+    let RunningServer {
+        addr,
+        server,
+        modules,
+    } = shop::server::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("server failed to start: {e}"));
     let handle = server.handle();
     tokio::spawn(server);
     TestApp {
@@ -168,23 +180,42 @@ impl Reply {
     /// Asserts an RFC 9457 problem with this status and code.
     pub fn assert_problem(&self, status: u16, code: &str) {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
-        assert_eq!(self.content_type(), "application/problem+json", "body: {}", self.body);
+        assert_eq!(
+            self.content_type(),
+            "application/problem+json",
+            "body: {}",
+            self.body
+        );
         assert_eq!(self.code(), code, "body: {}", self.body);
         assert_eq!(self.body["status"].as_u64(), Some(u64::from(status)));
-        assert!(self.body["type"].is_string() && self.body["title"].is_string(), "body: {}", self.body);
+        assert!(
+            self.body["type"].is_string() && self.body["title"].is_string(),
+            "body: {}",
+            self.body
+        );
     }
 
     /// The field names of a validation problem.
     pub fn fields(&self) -> Vec<String> {
         self.body["errors"]
             .as_array()
-            .map(|a| a.iter().filter_map(|e| e["field"].as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
 
 impl TestApp {
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         self.request_with(method, path, token, body, &[]).await
     }
 
@@ -206,12 +237,19 @@ impl TestApp {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("request to {path} failed: {e}"));
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request to {path} failed: {e}"));
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.unwrap_or_default();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
@@ -233,10 +271,17 @@ impl TestApp {
     /// Signs in and returns the access token.
     pub async fn token(&self, email: &str, password: &str) -> String {
         let r = self
-            .post("/api/v1/auth/token", None, json!({ "email": email, "password": password }))
+            .post(
+                "/api/v1/auth/token",
+                None,
+                json!({ "email": email, "password": password }),
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "sign-in failed: {}", r.body);
-        r.body["access_token"].as_str().unwrap_or_default().to_string()
+        r.body["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     pub async fn admin_token(&self) -> String {
@@ -252,7 +297,12 @@ impl TestApp {
                 json!({ "email": email, "password": "customer-password-1", "display_name": "Customer" }),
             )
             .await;
-        assert_eq!(r.status, StatusCode::CREATED, "registration failed: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "registration failed: {}",
+            r.body
+        );
         let id = r.body["id"].as_str().unwrap_or_default().to_string();
         (id, self.token(email, "customer-password-1").await)
     }
@@ -266,7 +316,12 @@ impl TestApp {
                 json!({ "sku": sku, "name": name, "description": "", "price": { "amount_minor": price, "currency": "EUR" } }),
             )
             .await;
-        assert_eq!(r.status, StatusCode::CREATED, "product creation failed: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "product creation failed: {}",
+            r.body
+        );
         r.body
     }
 
@@ -280,7 +335,10 @@ impl TestApp {
     pub async fn ctx_for(&self, email: &str, password: &str) -> RequestContext {
         let token = self.token(email, password).await;
         let verifier = self.running_modules.verifier.clone();
-        let user = verifier.verify(&token).await.unwrap_or_else(|e| panic!("{e}"));
+        let user = verifier
+            .verify(&token)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         RequestContext {
             request_id: uuid::Uuid::now_v7().to_string(),
             caller: Caller::User(user),
@@ -302,8 +360,16 @@ impl Callers {
     pub async fn of(app: &TestApp) -> Callers {
         let admin = app.ctx_for(ADMIN_EMAIL, ADMIN_PASSWORD).await;
         app.customer("contract-customer@shop.test").await;
-        let customer = app.ctx_for("contract-customer@shop.test", "customer-password-1").await;
-        assert!(matches!(&admin.caller, Caller::User(UserCaller { role: Role::Admin, .. })));
+        let customer = app
+            .ctx_for("contract-customer@shop.test", "customer-password-1")
+            .await;
+        assert!(matches!(
+            &admin.caller,
+            Caller::User(UserCaller {
+                role: Role::Admin,
+                ..
+            })
+        ));
         Callers {
             admin,
             customer,
@@ -339,7 +405,9 @@ pub fn table_names(url: &str) -> Vec<String> {
     let db = shop_kernel::db::Database::connect(url, 1).unwrap_or_else(|e| panic!("{e}"));
     let mut conn = db.get().unwrap_or_else(|e| panic!("{e}"));
     let sql = match db.backend() {
-        shop_kernel::db::Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+        shop_kernel::db::Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        }
         shop_kernel::db::Backend::Postgres => {
             "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name"
         }

@@ -56,16 +56,36 @@ impl ApiError for CatalogError {
     fn to_problem(&self) -> Problem {
         use CatalogError::*;
         match self {
-            Unauthenticated => Problem::new(401, codes::UNAUTHENTICATED, "Unauthenticated", "Sign in first."),
-            Forbidden => Problem::new(403, codes::FORBIDDEN, "Forbidden", "Only admins may do this."),
+            Unauthenticated => Problem::new(
+                401,
+                codes::UNAUTHENTICATED,
+                "Unauthenticated",
+                "Sign in first.",
+            ),
+            Forbidden => Problem::new(
+                403,
+                codes::FORBIDDEN,
+                "Forbidden",
+                "Only admins may do this.",
+            ),
             Validation(errors) => Problem::validation(errors.clone()),
             NotFound => Problem::new(404, codes::NOT_FOUND, "Not found", "No such product."),
             SkuTaken(sku) => {
-                let mut p = Problem::new(409, "sku_taken", "SKU taken", format!("Another product has SKU {sku}."));
+                let mut p = Problem::new(
+                    409,
+                    "sku_taken",
+                    "SKU taken",
+                    format!("Another product has SKU {sku}."),
+                );
                 p.sku = Some(sku.clone());
                 p
             }
-            Unavailable(detail) => Problem::new(503, codes::UNAVAILABLE, "Service unavailable", detail.clone()),
+            Unavailable(detail) => Problem::new(
+                503,
+                codes::UNAVAILABLE,
+                "Service unavailable",
+                detail.clone(),
+            ),
             Internal(_) => Problem::new(500, codes::INTERNAL, "Internal error", ""),
         }
     }
@@ -104,7 +124,8 @@ mod tests {
         ];
         for e in all {
             let wire = serde_json::to_string(&e.to_problem()).unwrap_or_default();
-            let back: Problem = serde_json::from_str(&wire).unwrap_or_else(|_| Problem::bad_request(""));
+            let back: Problem =
+                serde_json::from_str(&wire).unwrap_or_else(|_| Problem::bad_request(""));
             assert_eq!(CatalogError::from_problem(back), e);
         }
     }

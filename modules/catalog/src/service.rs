@@ -28,7 +28,8 @@ type Outcome<T> = Result<T, CatalogError>;
 
 fn product(row: ProductRow) -> Outcome<Product> {
     Ok(Product {
-        id: Uuid::parse_str(&row.id).map_err(|e| CatalogError::Internal(format!("bad stored id: {e}")))?,
+        id: Uuid::parse_str(&row.id)
+            .map_err(|e| CatalogError::Internal(format!("bad stored id: {e}")))?,
         sku: row.sku,
         name: row.name,
         description: row.description,
@@ -71,9 +72,17 @@ impl CatalogService {
 
 #[async_trait::async_trait]
 impl CatalogApi for CatalogService {
-    async fn list_products(&self, _ctx: &RequestContext, query: ProductQuery) -> Outcome<Page<Product>> {
+    async fn list_products(
+        &self,
+        _ctx: &RequestContext,
+        query: ProductQuery,
+    ) -> Outcome<Page<Product>> {
         let mut errors = Vec::new();
-        let limit = shop_kernel::PageRequest { limit: query.limit, cursor: None }.checked_limit();
+        let limit = shop_kernel::PageRequest {
+            limit: query.limit,
+            cursor: None,
+        }
+        .checked_limit();
         if limit.is_none() {
             errors.push(FieldError::new("limit", "must be between 1 and 100"));
         }
@@ -98,8 +107,13 @@ impl CatalogApi for CatalogService {
         let rows = self
             .db
             .run(move |conn| {
-                store::list_active(conn, pattern.as_deref(), after.as_deref(), i64::from(limit) + 1)
-                    .map_err(CatalogError::from)
+                store::list_active(
+                    conn,
+                    pattern.as_deref(),
+                    after.as_deref(),
+                    i64::from(limit) + 1,
+                )
+                .map_err(CatalogError::from)
             })
             .await?;
         let items = rows.into_iter().map(product).collect::<Outcome<Vec<_>>>()?;
@@ -116,7 +130,10 @@ impl CatalogApi for CatalogService {
 
     async fn get_products(&self, _ctx: &RequestContext, ids: Vec<Uuid>) -> Outcome<Vec<Product>> {
         if ids.len() > 500 {
-            return Err(CatalogError::Validation(vec![FieldError::new("ids", "must hold at most 500 ids")]));
+            return Err(CatalogError::Validation(vec![FieldError::new(
+                "ids",
+                "must hold at most 500 ids",
+            )]));
         }
         let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
         let rows = self
@@ -164,13 +181,20 @@ impl CatalogApi for CatalogService {
         product(row)
     }
 
-    async fn update_product(&self, ctx: &RequestContext, id: Uuid, patch: ProductPatch) -> Outcome<Product> {
+    async fn update_product(
+        &self,
+        ctx: &RequestContext,
+        id: Uuid,
+        patch: ProductPatch,
+    ) -> Outcome<Product> {
         ctx.require_admin()?;
         let mut errors = check(&patch).err().unwrap_or_default();
         if let Some(price) = &patch.price {
             self.check_currency(price, &mut errors);
         }
-        if patch.name.as_deref().is_some_and(|n| n.trim().is_empty()) && errors.iter().all(|e| e.field != "name") {
+        if patch.name.as_deref().is_some_and(|n| n.trim().is_empty())
+            && errors.iter().all(|e| e.field != "name")
+        {
             errors.push(FieldError::new("name", "must not be blank"));
         }
         if !errors.is_empty() {
@@ -181,7 +205,8 @@ impl CatalogApi for CatalogService {
             .db
             .run(move |conn| {
                 write_transaction(conn, |c| -> Outcome<ProductRow> {
-                    let mut row = store::by_id(c, &id.to_string())?.ok_or(CatalogError::NotFound)?;
+                    let mut row =
+                        store::by_id(c, &id.to_string())?.ok_or(CatalogError::NotFound)?;
                     if let Some(name) = patch.name {
                         row.name = name.trim().to_string();
                     }

@@ -28,7 +28,10 @@ pub struct User {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate)]
 pub struct NewUser {
     /// A valid email address; it becomes the sign-in name.
-    #[validate(email(message = "must be a valid email address"), length(max = 254, message = "must be at most 254 characters"))]
+    #[validate(
+        email(message = "must be a valid email address"),
+        length(max = 254, message = "must be at most 254 characters")
+    )]
     pub email: String,
     /// 12–128 characters.
     #[validate(length(min = 12, max = 128, message = "must be 12-128 characters"))]

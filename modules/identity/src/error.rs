@@ -65,11 +65,21 @@ impl ApiError for IdentityError {
     fn to_problem(&self) -> Problem {
         use IdentityError::*;
         match self {
-            Unauthenticated => Problem::new(401, codes::UNAUTHENTICATED, "Unauthenticated", "Sign in first."),
+            Unauthenticated => Problem::new(
+                401,
+                codes::UNAUTHENTICATED,
+                "Unauthenticated",
+                "Sign in first.",
+            ),
             Forbidden => Problem::new(403, codes::FORBIDDEN, "Forbidden", "You may not do this."),
             Validation(errors) => Problem::validation(errors.clone()),
             NotFound => Problem::new(404, codes::NOT_FOUND, "Not found", "No such user."),
-            EmailTaken => Problem::new(409, "email_taken", "Email taken", "An account with this email exists."),
+            EmailTaken => Problem::new(
+                409,
+                "email_taken",
+                "Email taken",
+                "An account with this email exists.",
+            ),
             InvalidCredentials => Problem::new(
                 401,
                 "invalid_credentials",
@@ -86,7 +96,12 @@ impl ApiError for IdentityError {
                 p.retry_after = Some(*retry_after);
                 p
             }
-            Unavailable(detail) => Problem::new(503, codes::UNAVAILABLE, "Service unavailable", detail.clone()),
+            Unavailable(detail) => Problem::new(
+                503,
+                codes::UNAVAILABLE,
+                "Service unavailable",
+                detail.clone(),
+            ),
             Internal(_) => Problem::new(500, codes::INTERNAL, "Internal error", ""),
         }
     }
@@ -122,7 +137,10 @@ mod tests {
         let all = vec![
             IdentityError::Unauthenticated,
             IdentityError::Forbidden,
-            IdentityError::Validation(vec![FieldError::new("password", "must be 12-128 characters")]),
+            IdentityError::Validation(vec![FieldError::new(
+                "password",
+                "must be 12-128 characters",
+            )]),
             IdentityError::NotFound,
             IdentityError::EmailTaken,
             IdentityError::InvalidCredentials,
@@ -131,7 +149,8 @@ mod tests {
         ];
         for e in all {
             let wire = serde_json::to_string(&e.to_problem()).unwrap_or_default();
-            let back: Problem = serde_json::from_str(&wire).unwrap_or_else(|_| Problem::bad_request(""));
+            let back: Problem =
+                serde_json::from_str(&wire).unwrap_or_else(|_| Problem::bad_request(""));
             assert_eq!(IdentityError::from_problem(back), e);
         }
     }

@@ -22,7 +22,9 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.jwk.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.jwk.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,11 +79,13 @@ impl SigningKey {
             return SigningKey::from_seed_base64(seed);
         }
         match std::fs::read_to_string(path) {
-            Ok(seed) => SigningKey::from_seed_base64(&seed)
-                .map_err(|e| format!("{}: {e}", path.display())),
+            Ok(seed) => {
+                SigningKey::from_seed_base64(&seed).map_err(|e| format!("{}: {e}", path.display()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let (key, seed) = SigningKey::generate()?;
-                write_secret(path, &seed).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                write_secret(path, &seed)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                 tracing::info!(path = %path.display(), kid = %key.jwk.kid, "generated a token signing key");
                 Ok(key)
             }

@@ -74,7 +74,8 @@ fn normalize_email(email: &str) -> String {
 
 fn user(row: UserRow) -> Outcome<User> {
     Ok(User {
-        id: Uuid::parse_str(&row.id).map_err(|e| IdentityError::Internal(format!("bad stored id: {e}")))?,
+        id: Uuid::parse_str(&row.id)
+            .map_err(|e| IdentityError::Internal(format!("bad stored id: {e}")))?,
         email: row.email,
         display_name: row.display_name,
         role: Role::parse(&row.role)
@@ -127,9 +128,13 @@ impl IdentityService {
             },
         };
         let hasher = self.hasher.clone();
-        tokio::task::spawn_blocking(move || hasher.verify_password(password.as_bytes(), hash.as_str()).is_ok())
-            .await
-            .map_err(|e| IdentityError::Internal(e.to_string()))
+        tokio::task::spawn_blocking(move || {
+            hasher
+                .verify_password(password.as_bytes(), hash.as_str())
+                .is_ok()
+        })
+        .await
+        .map_err(|e| IdentityError::Internal(e.to_string()))
     }
 
     async fn create(&self, new: NewUser, role: Role) -> Outcome<User> {
@@ -185,7 +190,11 @@ impl IdentityApi for IdentityService {
         self.create(new, Role::Customer).await
     }
 
-    async fn issue_token(&self, ctx: &RequestContext, credentials: Credentials) -> Outcome<AccessToken> {
+    async fn issue_token(
+        &self,
+        ctx: &RequestContext,
+        credentials: Credentials,
+    ) -> Outcome<AccessToken> {
         let email = normalize_email(&credentials.email);
         let client = ctx.client_addr.as_deref();
         if let Some(retry_after) = self.throttle.check(&email, client) {
@@ -197,7 +206,10 @@ impl IdentityApi for IdentityService {
             .run(move |conn| store::by_email(conn, &lookup).map_err(IdentityError::from))
             .await?;
         let ok = self
-            .verify(credentials.password, row.as_ref().map(|r| r.password_hash.clone()))
+            .verify(
+                credentials.password,
+                row.as_ref().map(|r| r.password_hash.clone()),
+            )
             .await?;
         let row = match row {
             Some(row) if ok => row,
@@ -260,7 +272,12 @@ impl IdentityApi for IdentityService {
         })
     }
 
-    async fn ensure_admin(&self, ctx: &RequestContext, email: String, password: String) -> Outcome<User> {
+    async fn ensure_admin(
+        &self,
+        ctx: &RequestContext,
+        email: String,
+        password: String,
+    ) -> Outcome<User> {
         ctx.require_trusted()?;
         let new = NewUser {
             email,

@@ -57,15 +57,25 @@ impl Throttle {
         let mut map = self.failures.lock().ok()?;
         let mut wait: Option<Duration> = None;
         for (key, kind) in Self::keys(email, client) {
-            let limit = if kind == 0 { self.config.per_account } else { self.config.per_client } as usize;
+            let limit = if kind == 0 {
+                self.config.per_account
+            } else {
+                self.config.per_client
+            } as usize;
             if let Some(log) = map.get_mut(&key) {
-                while log.front().is_some_and(|t| now.duration_since(*t) >= self.config.window) {
+                while log
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= self.config.window)
+                {
                     log.pop_front();
                 }
                 if log.len() >= limit {
                     // Wait until enough failures have left the window to allow one more attempt.
                     let oldest_blocking = log[log.len() - limit];
-                    let left = self.config.window.saturating_sub(now.duration_since(oldest_blocking));
+                    let left = self
+                        .config
+                        .window
+                        .saturating_sub(now.duration_since(oldest_blocking));
                     wait = Some(wait.map_or(left, |w| w.max(left)));
                 }
             }
@@ -76,7 +86,9 @@ impl Throttle {
     /// Records a failed attempt.
     pub fn fail(&self, email: &str, client: Option<&str>) {
         let now = Instant::now();
-        let Ok(mut map) = self.failures.lock() else { return };
+        let Ok(mut map) = self.failures.lock() else {
+            return;
+        };
         if map.len() > MAX_KEYS {
             let window = self.config.window;
             map.retain(|_, log| log.back().is_some_and(|t| now.duration_since(*t) < window));
@@ -115,7 +127,11 @@ mod tests {
         }
         let wait = t.check("a@x.io", Some("2.2.2.2"));
         assert!(wait.is_some_and(|s| (1..=60).contains(&s)), "{wait:?}");
-        assert_eq!(t.check("b@x.io", Some("1.1.1.1")), None, "other accounts are not affected");
+        assert_eq!(
+            t.check("b@x.io", Some("1.1.1.1")),
+            None,
+            "other accounts are not affected"
+        );
         t.succeed("a@x.io");
         assert_eq!(t.check("a@x.io", Some("1.1.1.1")), None);
     }

@@ -24,7 +24,11 @@ pub struct StockLevels {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate)]
 pub struct SetStock {
     /// The new number of units on hand, 0–1,000,000,000.
-    #[validate(range(min = 0, max = 1_000_000_000, message = "must be between 0 and 1000000000"))]
+    #[validate(range(
+        min = 0,
+        max = 1_000_000_000,
+        message = "must be between 0 and 1000000000"
+    ))]
     pub on_hand: i64,
 }
 

@@ -80,11 +80,26 @@ impl ApiError for InventoryError {
     fn to_problem(&self) -> Problem {
         use InventoryError::*;
         match self {
-            Unauthenticated => Problem::new(401, codes::UNAUTHENTICATED, "Unauthenticated", "Sign in first."),
-            Forbidden => Problem::new(403, codes::FORBIDDEN, "Forbidden", "Only admins may do this."),
+            Unauthenticated => Problem::new(
+                401,
+                codes::UNAUTHENTICATED,
+                "Unauthenticated",
+                "Sign in first.",
+            ),
+            Forbidden => Problem::new(
+                403,
+                codes::FORBIDDEN,
+                "Forbidden",
+                "Only admins may do this.",
+            ),
             Validation(errors) => Problem::validation(errors.clone()),
             SkuNotFound { sku } => {
-                let mut p = Problem::new(404, codes::NOT_FOUND, "Not found", format!("SKU {sku} has no stock record."));
+                let mut p = Problem::new(
+                    404,
+                    codes::NOT_FOUND,
+                    "Not found",
+                    format!("SKU {sku} has no stock record."),
+                );
                 p.sku = Some(sku.clone());
                 p
             }
@@ -132,7 +147,12 @@ impl ApiError for InventoryError {
                 "Idempotency key reused",
                 "This Idempotency-Key was already used with a different request.",
             ),
-            Unavailable(detail) => Problem::new(503, codes::UNAVAILABLE, "Service unavailable", detail.clone()),
+            Unavailable(detail) => Problem::new(
+                503,
+                codes::UNAVAILABLE,
+                "Service unavailable",
+                detail.clone(),
+            ),
             Internal(_) => Problem::new(500, codes::INTERNAL, "Internal error", ""),
         }
     }
@@ -170,7 +190,10 @@ mod tests {
         let all = vec![
             InventoryError::Unauthenticated,
             InventoryError::Forbidden,
-            InventoryError::Validation(vec![FieldError::new("on_hand", "must be between 0 and 1000000000")]),
+            InventoryError::Validation(vec![FieldError::new(
+                "on_hand",
+                "must be between 0 and 1000000000",
+            )]),
             InventoryError::SkuNotFound { sku: "A-1".into() },
             InventoryError::ReservationNotFound,
             InventoryError::BelowReserved { sku: "A-1".into() },
@@ -182,7 +205,8 @@ mod tests {
         ];
         for e in all {
             let wire = serde_json::to_string(&e.to_problem()).unwrap_or_default();
-            let back: Problem = serde_json::from_str(&wire).unwrap_or_else(|_| Problem::bad_request(""));
+            let back: Problem =
+                serde_json::from_str(&wire).unwrap_or_else(|_| Problem::bad_request(""));
             assert_eq!(InventoryError::from_problem(back), e);
         }
     }
@@ -191,6 +215,10 @@ mod tests {
     fn internal_errors_never_leak_their_cause() {
         let p = InventoryError::Internal("password=hunter2".into()).to_problem();
         assert_eq!(p.status, 500);
-        assert!(!serde_json::to_string(&p).unwrap_or_default().contains("hunter2"));
+        assert!(
+            !serde_json::to_string(&p)
+                .unwrap_or_default()
+                .contains("hunter2")
+        );
     }
 }

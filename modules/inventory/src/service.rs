@@ -9,7 +9,8 @@ use shop_kernel::{ApiError, FieldError, Problem, RequestContext};
 use uuid::Uuid;
 
 use crate::api::{
-    Adjustment, InventoryApi, Reservation, ReservationLine, ReservationStatus, SetStock, StockLevels,
+    Adjustment, InventoryApi, Reservation, ReservationLine, ReservationStatus, SetStock,
+    StockLevels,
 };
 use crate::error::InventoryError;
 use crate::store;
@@ -64,7 +65,9 @@ fn levels((sku, on_hand, reserved): store::StockRow) -> StockLevels {
 fn current_levels(conn: &mut DbConn, sku: &str) -> Outcome<StockLevels> {
     store::stock(conn, sku)?
         .map(levels)
-        .ok_or_else(|| InventoryError::SkuNotFound { sku: sku.to_string() })
+        .ok_or_else(|| InventoryError::SkuNotFound {
+            sku: sku.to_string(),
+        })
 }
 
 fn load_reservation(conn: &mut DbConn, order_id: Uuid) -> Outcome<Option<Reservation>> {
@@ -118,7 +121,9 @@ impl InventoryService {
                 let now = db::now();
                 let mut expired = 0;
                 for id in store::expired_holds(conn, now, 500)? {
-                    let Ok(order_id) = Uuid::parse_str(&id) else { continue };
+                    let Ok(order_id) = Uuid::parse_str(&id) else {
+                        continue;
+                    };
                     expired += write_transaction(conn, |c| -> Outcome<usize> {
                         match load_reservation(c, order_id)? {
                             Some(r) if r.status == ReservationStatus::Held => {
@@ -135,7 +140,11 @@ impl InventoryService {
             .await
     }
 
-    async fn try_reserve(&self, order_id: Uuid, lines: Vec<ReservationLine>) -> Outcome<Reservation> {
+    async fn try_reserve(
+        &self,
+        order_id: Uuid,
+        lines: Vec<ReservationLine>,
+    ) -> Outcome<Reservation> {
         let ttl = chrono::Duration::from_std(self.config.reservation_ttl)
             .unwrap_or(chrono::Duration::minutes(15));
         self.db
@@ -152,12 +161,21 @@ impl InventoryService {
                     for line in &lines {
                         if store::hold(c, &line.sku, line.quantity, now)? == 0 {
                             // Rolls the whole transaction back: all lines or none.
-                            return Err(InventoryError::InsufficientStock { sku: line.sku.clone() });
+                            return Err(InventoryError::InsufficientStock {
+                                sku: line.sku.clone(),
+                            });
                         }
                     }
                     let rows: Vec<(String, i64)> =
                         lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect();
-                    store::insert_reservation(c, &order_id.to_string(), "held", &rows, now + ttl, now)?;
+                    store::insert_reservation(
+                        c,
+                        &order_id.to_string(),
+                        "held",
+                        &rows,
+                        now + ttl,
+                        now,
+                    )?;
                     load_reservation(c, order_id)?
                         .ok_or_else(|| InventoryError::Internal("reservation vanished".into()))
                 })
@@ -173,7 +191,12 @@ impl InventoryApi for InventoryService {
         self.db.run(move |conn| current_levels(conn, &sku)).await
     }
 
-    async fn set_stock(&self, ctx: &RequestContext, sku: String, stock: SetStock) -> Outcome<StockLevels> {
+    async fn set_stock(
+        &self,
+        ctx: &RequestContext,
+        sku: String,
+        stock: SetStock,
+    ) -> Outcome<StockLevels> {
         ctx.require_admin()?;
         sku_checked(&sku)?;
         check(&stock).map_err(InventoryError::Validation)?;
@@ -187,7 +210,8 @@ impl InventoryApi for InventoryService {
                             if store::stock(c, &sku)?.is_some() {
                                 return Err(InventoryError::BelowReserved { sku: sku.clone() });
                             }
-                            store::insert_stock(c, &sku, stock.on_hand, now).map_err(RaceOr::from)?;
+                            store::insert_stock(c, &sku, stock.on_hand, now)
+                                .map_err(RaceOr::from)?;
                         }
                         current_levels(c, &sku)
                     });
@@ -226,7 +250,8 @@ impl InventoryApi for InventoryService {
                 for _ in 0..3 {
                     let result = write_transaction(conn, |c| -> Outcome<Outcome<StockLevels>> {
                         if let Some(key) = &idempotency_key
-                            && let Some((stored_request, response)) = store::idempotency_entry(c, &admin, key)?
+                            && let Some((stored_request, response)) =
+                                store::idempotency_entry(c, &admin, key)?
                         {
                             if stored_request != request {
                                 return Ok(Err(InventoryError::IdempotencyKeyReused));
@@ -235,7 +260,14 @@ impl InventoryApi for InventoryService {
                         }
                         let now = db::now();
                         let outcome = if store::add_on_hand(c, &sku, adjustment.delta, now)? == 1 {
-                            store::insert_adjustment(c, &sku, adjustment.delta, &adjustment.reason, Some(admin.clone()), now)?;
+                            store::insert_adjustment(
+                                c,
+                                &sku,
+                                adjustment.delta,
+                                &adjustment.reason,
+                                Some(admin.clone()),
+                                now,
+                            )?;
                             current_levels(c, &sku)
                         } else if store::stock(c, &sku)?.is_some() {
                             Err(InventoryError::InsufficientStock { sku: sku.clone() })
@@ -243,8 +275,15 @@ impl InventoryApi for InventoryService {
                             Err(InventoryError::SkuNotFound { sku: sku.clone() })
                         };
                         if let Some(key) = &idempotency_key {
-                            store::insert_idempotency_entry(c, &admin, key, &request, &record(&outcome), now)
-                                .map_err(RaceOr::from)?;
+                            store::insert_idempotency_entry(
+                                c,
+                                &admin,
+                                key,
+                                &request,
+                                &record(&outcome),
+                                now,
+                            )
+                            .map_err(RaceOr::from)?;
                         }
                         Ok(outcome)
                     });
@@ -258,7 +297,12 @@ impl InventoryApi for InventoryService {
             .await
     }
 
-    async fn reserve(&self, ctx: &RequestContext, order_id: Uuid, mut lines: Vec<ReservationLine>) -> Outcome<Reservation> {
+    async fn reserve(
+        &self,
+        ctx: &RequestContext,
+        order_id: Uuid,
+        mut lines: Vec<ReservationLine>,
+    ) -> Outcome<Reservation> {
         ctx.require_trusted()?;
         let mut errors = Vec::new();
         if lines.is_empty() || lines.len() > 100 {
@@ -289,7 +333,11 @@ impl InventoryApi for InventoryService {
         }
     }
 
-    async fn commit_reservation(&self, ctx: &RequestContext, order_id: Uuid) -> Outcome<Reservation> {
+    async fn commit_reservation(
+        &self,
+        ctx: &RequestContext,
+        order_id: Uuid,
+    ) -> Outcome<Reservation> {
         ctx.require_trusted()?;
         self.db
             .run(move |conn| {
@@ -306,21 +354,35 @@ impl InventoryApi for InventoryService {
                             Ok(Err(InventoryError::ReservationClosed("expired".into())))
                         }
                         ReservationStatus::Held => {
-                            if store::transition(c, &order_id.to_string(), "held", "committed", now)? == 1 {
+                            if store::transition(
+                                c,
+                                &order_id.to_string(),
+                                "held",
+                                "committed",
+                                now,
+                            )? == 1
+                            {
                                 for line in &r.lines {
                                     store::ship(c, &line.sku, line.quantity, now)?;
                                 }
                             }
-                            Ok(load_reservation(c, order_id)?.ok_or(InventoryError::ReservationNotFound))
+                            Ok(load_reservation(c, order_id)?
+                                .ok_or(InventoryError::ReservationNotFound))
                         }
-                        closed => Ok(Err(InventoryError::ReservationClosed(closed.as_str().into()))),
+                        closed => Ok(Err(InventoryError::ReservationClosed(
+                            closed.as_str().into(),
+                        ))),
                     }
                 })?
             })
             .await
     }
 
-    async fn release_reservation(&self, ctx: &RequestContext, order_id: Uuid) -> Outcome<Reservation> {
+    async fn release_reservation(
+        &self,
+        ctx: &RequestContext,
+        order_id: Uuid,
+    ) -> Outcome<Reservation> {
         ctx.require_trusted()?;
         let ttl = chrono::Duration::from_std(self.config.reservation_ttl)
             .unwrap_or(chrono::Duration::minutes(15));
@@ -353,7 +415,9 @@ impl InventoryApi for InventoryService {
     async fn get_reservation(&self, ctx: &RequestContext, order_id: Uuid) -> Outcome<Reservation> {
         ctx.require_trusted()?;
         self.db
-            .run(move |conn| load_reservation(conn, order_id)?.ok_or(InventoryError::ReservationNotFound))
+            .run(move |conn| {
+                load_reservation(conn, order_id)?.ok_or(InventoryError::ReservationNotFound)
+            })
             .await
     }
 }
@@ -389,8 +453,14 @@ fn replay(stored: &str) -> Outcome<StockLevels> {
         problem: Option<Problem>,
     }
     match serde_json::from_str::<Stored>(stored) {
-        Ok(Stored { ok: Some(levels), .. }) => Ok(levels),
-        Ok(Stored { problem: Some(p), .. }) => Err(InventoryError::from_problem(p)),
-        _ => Err(InventoryError::Internal("unreadable stored idempotent response".into())),
+        Ok(Stored {
+            ok: Some(levels), ..
+        }) => Ok(levels),
+        Ok(Stored {
+            problem: Some(p), ..
+        }) => Err(InventoryError::from_problem(p)),
+        _ => Err(InventoryError::Internal(
+            "unreadable stored idempotent response".into(),
+        )),
     }
 }

@@ -69,22 +69,46 @@ pub fn stock(conn: &mut DbConn, sku: &str) -> QueryResult<Option<StockRow>> {
 }
 
 /// Sets on hand unless that would fall below reserved; returns rows changed (0: missing or below).
-pub fn set_on_hand(conn: &mut DbConn, sku: &str, on_hand: i64, now: NaiveDateTime) -> QueryResult<usize> {
+pub fn set_on_hand(
+    conn: &mut DbConn,
+    sku: &str,
+    on_hand: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
     use inventory_stock::dsl as s;
-    diesel::update(s::inventory_stock.filter(s::sku.eq(sku)).filter(s::reserved.le(on_hand)))
-        .set((s::on_hand.eq(on_hand), s::updated_at.eq(now)))
-        .execute(conn)
+    diesel::update(
+        s::inventory_stock
+            .filter(s::sku.eq(sku))
+            .filter(s::reserved.le(on_hand)),
+    )
+    .set((s::on_hand.eq(on_hand), s::updated_at.eq(now)))
+    .execute(conn)
 }
 
-pub fn insert_stock(conn: &mut DbConn, sku: &str, on_hand: i64, now: NaiveDateTime) -> QueryResult<usize> {
+pub fn insert_stock(
+    conn: &mut DbConn,
+    sku: &str,
+    on_hand: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
     use inventory_stock::dsl as s;
     diesel::insert_into(s::inventory_stock)
-        .values((s::sku.eq(sku), s::on_hand.eq(on_hand), s::reserved.eq(0i64), s::updated_at.eq(now)))
+        .values((
+            s::sku.eq(sku),
+            s::on_hand.eq(on_hand),
+            s::reserved.eq(0i64),
+            s::updated_at.eq(now),
+        ))
         .execute(conn)
 }
 
 /// Adds `delta` to on hand if available stays non-negative; returns rows changed.
-pub fn add_on_hand(conn: &mut DbConn, sku: &str, delta: i64, now: NaiveDateTime) -> QueryResult<usize> {
+pub fn add_on_hand(
+    conn: &mut DbConn,
+    sku: &str,
+    delta: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
     use inventory_stock::dsl as s;
     diesel::update(
         s::inventory_stock
@@ -103,15 +127,26 @@ pub fn hold(conn: &mut DbConn, sku: &str, quantity: i64, now: NaiveDateTime) -> 
             .filter(s::sku.eq(sku))
             .filter((s::on_hand - s::reserved).ge(quantity)),
     )
-    .set((s::reserved.eq(s::reserved + quantity), s::updated_at.eq(now)))
+    .set((
+        s::reserved.eq(s::reserved + quantity),
+        s::updated_at.eq(now),
+    ))
     .execute(conn)
 }
 
 /// Stops holding `quantity` units.
-pub fn unhold(conn: &mut DbConn, sku: &str, quantity: i64, now: NaiveDateTime) -> QueryResult<usize> {
+pub fn unhold(
+    conn: &mut DbConn,
+    sku: &str,
+    quantity: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
     use inventory_stock::dsl as s;
     diesel::update(s::inventory_stock.filter(s::sku.eq(sku)))
-        .set((s::reserved.eq(s::reserved - quantity), s::updated_at.eq(now)))
+        .set((
+            s::reserved.eq(s::reserved - quantity),
+            s::updated_at.eq(now),
+        ))
         .execute(conn)
 }
 
@@ -128,7 +163,12 @@ pub fn ship(conn: &mut DbConn, sku: &str, quantity: i64, now: NaiveDateTime) -> 
 }
 
 /// Shipped units come back (a confirmed order was cancelled).
-pub fn restock(conn: &mut DbConn, sku: &str, quantity: i64, now: NaiveDateTime) -> QueryResult<usize> {
+pub fn restock(
+    conn: &mut DbConn,
+    sku: &str,
+    quantity: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
     use inventory_stock::dsl as s;
     diesel::update(s::inventory_stock.filter(s::sku.eq(sku)))
         .set((s::on_hand.eq(s::on_hand + quantity), s::updated_at.eq(now)))
@@ -196,7 +236,11 @@ pub fn insert_reservation(
         .execute(conn)?;
     for (sku, quantity) in lines {
         diesel::insert_into(l::inventory_reservation_lines)
-            .values((l::order_id.eq(order_id), l::sku.eq(sku), l::quantity.eq(quantity)))
+            .values((
+                l::order_id.eq(order_id),
+                l::sku.eq(sku),
+                l::quantity.eq(quantity),
+            ))
             .execute(conn)?;
     }
     Ok(())
@@ -221,7 +265,11 @@ pub fn transition(
 }
 
 /// Held reservations whose time is up, oldest first.
-pub fn expired_holds(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<String>> {
+pub fn expired_holds(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
     use inventory_reservations::dsl as r;
     r::inventory_reservations
         .filter(r::status.eq("held"))
@@ -233,7 +281,11 @@ pub fn expired_holds(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Query
 }
 
 /// The stored (request, response) for a caller's idempotency key.
-pub fn idempotency_entry(conn: &mut DbConn, caller: &str, key: &str) -> QueryResult<Option<(String, String)>> {
+pub fn idempotency_entry(
+    conn: &mut DbConn,
+    caller: &str,
+    key: &str,
+) -> QueryResult<Option<(String, String)>> {
     use inventory_idempotency_keys::dsl as k;
     k::inventory_idempotency_keys
         .filter(k::caller.eq(caller))
@@ -263,7 +315,10 @@ pub fn insert_idempotency_entry(
         .execute(conn)
 }
 
-pub fn delete_idempotency_entries_before(conn: &mut DbConn, cutoff: NaiveDateTime) -> QueryResult<usize> {
+pub fn delete_idempotency_entries_before(
+    conn: &mut DbConn,
+    cutoff: NaiveDateTime,
+) -> QueryResult<usize> {
     use inventory_idempotency_keys::dsl as k;
     diesel::delete(k::inventory_idempotency_keys.filter(k::created_at.lt(cutoff))).execute(conn)
 }

@@ -98,9 +98,7 @@ impl TokenVerifier {
     async fn key(&self, kid: &str) -> Result<DecodingKey, TokenError> {
         {
             let cache = self.cache.read().await;
-            let fresh = cache
-                .fetched_at
-                .is_some_and(|t| t.elapsed() < self.max_age);
+            let fresh = cache.fetched_at.is_some_and(|t| t.elapsed() < self.max_age);
             if let Some(k) = cache.keys.get(kid).filter(|_| fresh) {
                 return Ok(k.clone());
             }
@@ -118,7 +116,9 @@ impl TokenVerifier {
                 }
                 // Keep serving the keys we have if identity is briefly unreachable.
                 Err(e) if cache.keys.is_empty() => return Err(TokenError::KeysUnavailable(e)),
-                Err(e) => tracing::warn!(error = %e, "could not refresh token keys; using cached keys"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not refresh token keys; using cached keys")
+                }
             }
         }
         cache

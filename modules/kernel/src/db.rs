@@ -268,7 +268,10 @@ mod tests {
     #[test]
     fn backends_are_chosen_by_scheme() {
         assert_eq!(Backend::of_url("sqlite://x.db").ok(), Some(Backend::Sqlite));
-        assert_eq!(Backend::of_url("postgresql://h/d").ok(), Some(Backend::Postgres));
+        assert_eq!(
+            Backend::of_url("postgresql://h/d").ok(),
+            Some(Backend::Postgres)
+        );
         assert!(Backend::of_url("mysql://h/d").is_err());
     }
 

@@ -14,7 +14,9 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use crate::auth::{TokenError, TokenVerifier};
 use crate::context::{Caller, RequestContext};
 use crate::problem::{ApiError, PROBLEM_CONTENT_TYPE, Problem, codes};
-use crate::rpc::{DEADLINE_HEADER, DispatchError, REQUEST_ID_HEADER, SERVICE_TOKEN_HEADER, TRUSTED_HEADER};
+use crate::rpc::{
+    DEADLINE_HEADER, DispatchError, REQUEST_ID_HEADER, SERVICE_TOKEN_HEADER, TRUSTED_HEADER,
+};
 
 /// Largest JSON body a public endpoint accepts.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
@@ -81,7 +83,12 @@ fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 }
 
 fn unauthenticated(detail: &str) -> HttpProblem {
-    HttpProblem::new(Problem::new(401, codes::UNAUTHENTICATED, "Unauthenticated", detail))
+    HttpProblem::new(Problem::new(
+        401,
+        codes::UNAUTHENTICATED,
+        "Unauthenticated",
+        detail,
+    ))
 }
 
 fn base_context(req: &HttpRequest) -> RequestContext {
@@ -98,14 +105,20 @@ fn base_context(req: &HttpRequest) -> RequestContext {
     }
 }
 
-async fn authenticate(req: &HttpRequest, mut ctx: RequestContext) -> Result<RequestContext, HttpProblem> {
+async fn authenticate(
+    req: &HttpRequest,
+    mut ctx: RequestContext,
+) -> Result<RequestContext, HttpProblem> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(ctx);
     };
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unauthenticated("Authorization must be `Bearer <access_token>`."))?;
@@ -163,7 +176,9 @@ impl FromRequest for InternalContext {
                 .app_data::<web::Data<ServiceToken>>()
                 .and_then(|t| t.0.clone())
                 .ok_or_else(|| {
-                    unauthenticated("This server accepts no service calls: SHOP_SERVICE_TOKEN is not set.")
+                    unauthenticated(
+                        "This server accepts no service calls: SHOP_SERVICE_TOKEN is not set.",
+                    )
                 })?;
             let presented = header_str(&req, SERVICE_TOKEN_HEADER).unwrap_or_default();
             if !constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
@@ -171,7 +186,8 @@ impl FromRequest for InternalContext {
             }
             let mut ctx = base_context(&req);
             ctx.trusted = header_str(&req, TRUSTED_HEADER) == Some("1");
-            if let Some(ms) = header_str(&req, DEADLINE_HEADER).and_then(|v| v.parse::<u64>().ok()) {
+            if let Some(ms) = header_str(&req, DEADLINE_HEADER).and_then(|v| v.parse::<u64>().ok())
+            {
                 ctx.deadline = Some(Instant::now() + Duration::from_millis(ms).min(REQUEST_BUDGET));
             }
             authenticate(&req, ctx).await.map(InternalContext)
@@ -211,7 +227,12 @@ pub fn rpc_response<E: ApiError>(
         Err(DispatchError::BadArguments(e)) => Err(HttpProblem::new(Problem::bad_request(e))),
         Err(DispatchError::Encode(e)) => {
             tracing::error!(error = %e, "cannot encode an operation's result");
-            Err(HttpProblem::new(Problem::new(500, codes::INTERNAL, "Internal error", "")))
+            Err(HttpProblem::new(Problem::new(
+                500,
+                codes::INTERNAL,
+                "Internal error",
+                "",
+            )))
         }
     }
 }
@@ -232,7 +253,8 @@ pub fn json_config() -> web::JsonConfig {
         .limit(MAX_JSON_BODY)
         .error_handler(|err, _req| {
             let problem = match &err {
-                JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => Problem::new(
+                JsonPayloadError::OverflowKnownLength { .. }
+                | JsonPayloadError::Overflow { .. } => Problem::new(
                     413,
                     codes::PAYLOAD_TOO_LARGE,
                     "Payload too large",
@@ -252,7 +274,9 @@ pub fn json_config() -> web::JsonConfig {
                     p.detail = Some(format!("The body does not match the expected shape: {e}"));
                     p
                 }
-                JsonPayloadError::Deserialize(e) => Problem::bad_request(format!("Malformed JSON: {e}")),
+                JsonPayloadError::Deserialize(e) => {
+                    Problem::bad_request(format!("Malformed JSON: {e}"))
+                }
                 other => Problem::bad_request(other.to_string()),
             };
             HttpProblem::new(problem).into()
@@ -262,7 +286,10 @@ pub fn json_config() -> web::JsonConfig {
 /// Path-parameter errors (e.g. a malformed id) become 400 problems.
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err: PathError, _req| {
-        HttpProblem::new(Problem::bad_request(format!("Invalid path parameter: {err}"))).into()
+        HttpProblem::new(Problem::bad_request(format!(
+            "Invalid path parameter: {err}"
+        )))
+        .into()
     })
 }
 
@@ -280,7 +307,12 @@ pub fn payload_config() -> web::PayloadConfig {
 
 /// The default service: any unknown route is a 404 problem.
 pub async fn not_found() -> HttpResponse {
-    problem_response(&Problem::new(404, codes::NOT_FOUND, "Not found", "No such route."))
+    problem_response(&Problem::new(
+        404,
+        codes::NOT_FOUND,
+        "Not found",
+        "No such route.",
+    ))
 }
 
 /// The `Idempotency-Key` header, if present (length is checked by the module's service layer).

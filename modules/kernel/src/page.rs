@@ -86,14 +86,20 @@ mod tests {
     fn a_page_has_a_cursor_only_when_more_rows_exist() {
         let p = Page::from_rows(vec![1, 2, 3], 2, |n| n.to_string());
         assert_eq!(p.items, vec![1, 2]);
-        assert_eq!(p.next_cursor.as_deref().and_then(decode_cursor).as_deref(), Some("2"));
+        assert_eq!(
+            p.next_cursor.as_deref().and_then(decode_cursor).as_deref(),
+            Some("2")
+        );
         let last = Page::from_rows(vec![1, 2], 2, |n| n.to_string());
         assert_eq!(last.next_cursor, None);
     }
 
     #[test]
     fn limits_outside_one_to_a_hundred_are_rejected() {
-        let req = |limit| PageRequest { limit, cursor: None };
+        let req = |limit| PageRequest {
+            limit,
+            cursor: None,
+        };
         assert_eq!(req(None).checked_limit(), Some(20));
         assert_eq!(req(Some(100)).checked_limit(), Some(100));
         assert_eq!(req(Some(0)).checked_limit(), None);

@@ -3,7 +3,9 @@
 
 use actix_web::{HttpResponse, get, patch, post, web};
 use shop_kernel::Problem;
-use shop_kernel::http::{HttpProblem, InternalContext, PublicContext, created, rpc_arguments, rpc_response};
+use shop_kernel::http::{
+    HttpProblem, InternalContext, PublicContext, created, rpc_arguments, rpc_response,
+};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
@@ -54,7 +56,11 @@ async fn list_products(
     )
 )]
 #[get("/api/v1/products/{id}")]
-async fn get_product(ctx: PublicContext, api: Api, id: web::Path<Uuid>) -> Result<HttpResponse, HttpProblem> {
+async fn get_product(
+    ctx: PublicContext,
+    api: Api,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, HttpProblem> {
     let product = api.get_product(&ctx.0, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(product))
 }
@@ -82,7 +88,10 @@ async fn create_product(
     body: web::Json<NewProduct>,
 ) -> Result<HttpResponse, HttpProblem> {
     let product = api.create_product(&ctx.0, body.into_inner()).await?;
-    Ok(created(format!("/api/v1/products/{}", product.id), &product))
+    Ok(created(
+        format!("/api/v1/products/{}", product.id),
+        &product,
+    ))
 }
 
 /// Changes a product (admin).
@@ -109,7 +118,9 @@ async fn update_product(
     id: web::Path<Uuid>,
     body: web::Json<ProductPatch>,
 ) -> Result<HttpResponse, HttpProblem> {
-    let product = api.update_product(&ctx.0, id.into_inner(), body.into_inner()).await?;
+    let product = api
+        .update_product(&ctx.0, id.into_inner(), body.into_inner())
+        .await?;
     Ok(HttpResponse::Ok().json(product))
 }
 

@@ -3,7 +3,9 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use shop_kernel::Problem;
-use shop_kernel::http::{HttpProblem, InternalContext, PublicContext, created, rpc_arguments, rpc_response};
+use shop_kernel::http::{
+    HttpProblem, InternalContext, PublicContext, created, rpc_arguments, rpc_response,
+};
 use shop_kernel::jwks::Jwks;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -25,7 +27,11 @@ type Api = web::Data<dyn IdentityApi>;
     )
 )]
 #[post("/api/v1/users")]
-async fn register_user(ctx: PublicContext, api: Api, body: web::Json<NewUser>) -> Result<HttpResponse, HttpProblem> {
+async fn register_user(
+    ctx: PublicContext,
+    api: Api,
+    body: web::Json<NewUser>,
+) -> Result<HttpResponse, HttpProblem> {
     let user = api.register(&ctx.0, body.into_inner()).await?;
     Ok(created(format!("/api/v1/users/{}", user.id), &user))
 }
@@ -45,7 +51,11 @@ async fn register_user(ctx: PublicContext, api: Api, body: web::Json<NewUser>) -
     )
 )]
 #[post("/api/v1/auth/token")]
-async fn issue_token(ctx: PublicContext, api: Api, body: web::Json<Credentials>) -> Result<HttpResponse, HttpProblem> {
+async fn issue_token(
+    ctx: PublicContext,
+    api: Api,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, HttpProblem> {
     let token = api.issue_token(&ctx.0, body.into_inner()).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))

@@ -22,7 +22,11 @@ type Api = web::Data<dyn InventoryApi>;
     )
 )]
 #[get("/api/v1/inventory/{sku}")]
-async fn get_stock(ctx: PublicContext, api: Api, sku: web::Path<String>) -> Result<HttpResponse, HttpProblem> {
+async fn get_stock(
+    ctx: PublicContext,
+    api: Api,
+    sku: web::Path<String>,
+) -> Result<HttpResponse, HttpProblem> {
     let levels = api.get_stock(&ctx.0, sku.into_inner()).await?;
     Ok(HttpResponse::Ok().json(levels))
 }
@@ -51,7 +55,9 @@ async fn set_stock(
     sku: web::Path<String>,
     body: web::Json<SetStock>,
 ) -> Result<HttpResponse, HttpProblem> {
-    let levels = api.set_stock(&ctx.0, sku.into_inner(), body.into_inner()).await?;
+    let levels = api
+        .set_stock(&ctx.0, sku.into_inner(), body.into_inner())
+        .await?;
     Ok(HttpResponse::Ok().json(levels))
 }
 
@@ -123,7 +129,9 @@ async fn internal_call(
 
 /// Registers the public routes (needs `web::Data<dyn InventoryApi>` in app data).
 pub fn public_routes(cfg: &mut ServiceConfig) {
-    cfg.service(get_stock).service(set_stock).service(adjust_stock);
+    cfg.service(get_stock)
+        .service(set_stock)
+        .service(adjust_stock);
 }
 
 /// Registers the `/internal` routes (needs the API and a `ServiceToken` in app data).

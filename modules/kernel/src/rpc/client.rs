@@ -80,7 +80,8 @@ impl Breaker {
             if let Ok(mut guard) = self.open_until.lock() {
                 *guard = Some(Instant::now() + cooldown);
             }
-            self.consecutive_failures.store(threshold - 1, Ordering::Relaxed);
+            self.consecutive_failures
+                .store(threshold - 1, Ordering::Relaxed);
         }
     }
 }
@@ -237,7 +238,9 @@ impl RpcClient {
         if status.is_success() {
             self.breaker.record(true, threshold, cooldown);
             return Attempt::Done(serde_json::from_slice(&bytes).map_err(|e| {
-                E::unavailable(format!("{module}.{operation} sent an unreadable answer: {e}"))
+                E::unavailable(format!(
+                    "{module}.{operation} sent an unreadable answer: {e}"
+                ))
             }));
         }
         match serde_json::from_slice::<Problem>(&bytes) {
@@ -257,7 +260,9 @@ impl RpcClient {
             Err(_) => {
                 self.breaker.record(false, threshold, cooldown);
                 Attempt::Retry(
-                    format!("{module}.{operation} answered HTTP {status} without a problem document"),
+                    format!(
+                        "{module}.{operation} answered HTTP {status} without a problem document"
+                    ),
                     retry_after,
                     false,
                 )
@@ -268,7 +273,10 @@ impl RpcClient {
     /// `GET <base>/<path>` decoded as JSON, with the same timeouts (for JWKS and health checks).
     pub async fn get_json<R: DeserializeOwned>(&self, path: &str) -> Result<R, String> {
         if self.breaker.is_open() {
-            return Err(format!("{} is unavailable (circuit open)", self.config.base_url));
+            return Err(format!(
+                "{} is unavailable (circuit open)",
+                self.config.base_url
+            ));
         }
         let url = format!("{}{path}", self.config.base_url);
         let resp = self
@@ -329,6 +337,9 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         assert!(!b.is_open());
         b.record(false, 3, Duration::from_millis(30));
-        assert!(b.is_open(), "one failure while half-open re-opens the circuit");
+        assert!(
+            b.is_open(),
+            "one failure while half-open re-opens the circuit"
+        );
     }
 }
