@@ -34,6 +34,13 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Exits 0 when the server at SHOP_HTTP_ADDR (or `--url`) is live: a container healthcheck that needs
+    /// no shell tools.
+    Healthcheck {
+        /// Base URL to probe (default: derived from SHOP_HTTP_ADDR).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Manages admin accounts.
     Admin {
         /// The admin action.
@@ -85,6 +92,7 @@ pub async fn run_command(command: Command) -> Result<i32, StartupError> {
                 Ok(0)
             }
         }
+        Command::Healthcheck { url } => Ok(healthcheck(url).await),
         Command::Admin {
             action: AdminCommand::Create { email },
         } => {
@@ -115,6 +123,32 @@ pub async fn run_command(command: Command) -> Result<i32, StartupError> {
                     Ok(1)
                 }
             }
+        }
+    }
+}
+
+async fn healthcheck(url: Option<String>) -> i32 {
+    let base = url.unwrap_or_else(|| {
+        let addr = std::env::var("SHOP_HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
+        // A server bound to every interface is probed on loopback.
+        let addr = addr.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
+        format!("http://{addr}")
+    });
+    let client = reqwest::Client::new();
+    let probe = client
+        .get(format!("{}/health/live", base.trim_end_matches('/')))
+        .timeout(std::time::Duration::from_secs(3))
+        .send()
+        .await;
+    match probe {
+        Ok(resp) if resp.status().is_success() => 0,
+        Ok(resp) => {
+            eprintln!("unhealthy: HTTP {}", resp.status());
+            1
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {e}");
+            1
         }
     }
 }
