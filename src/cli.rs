@@ -131,7 +131,9 @@ async fn healthcheck(url: Option<String>) -> i32 {
     let base = url.unwrap_or_else(|| {
         let addr = std::env::var("SHOP_HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
         // A server bound to every interface is probed on loopback.
-        let addr = addr.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
+        let addr = addr
+            .replace("0.0.0.0", "127.0.0.1")
+            .replace("[::]", "[::1]");
         format!("http://{addr}")
     });
     let client = reqwest::Client::new();
