@@ -203,3 +203,34 @@ async fn a_module_that_is_down_becomes_a_fast_503_while_the_rest_keeps_working()
         ready.body
     );
 }
+
+#[tokio::test]
+async fn a_module_that_hangs_is_a_503_after_a_bounded_timeout() {
+    // A "service" that accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        listener.set_nonblocking(true).unwrap_or_default();
+        while std::time::Instant::now() < deadline {
+            if let Ok((socket, _)) = listener.accept() {
+                held.push(socket);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}");
+    let g = spawn_with(&[
+        ("SHOP_MODULES", "identity,catalog"),
+        ("SHOP_INVENTORY_URL", &url),
+        ("SHOP_REMOTE_TIMEOUT_MS", "300"),
+    ])
+    .await;
+    let started = std::time::Instant::now();
+    let r = g.get("/api/v1/inventory/MUG-1", None).await;
+    let took = started.elapsed();
+    r.assert_problem(503, "unavailable");
+    assert!(took < std::time::Duration::from_millis(1500), "took {took:?}");
+    assert!(took >= std::time::Duration::from_millis(300), "gave up before the timeout: {took:?}");
+}

@@ -203,24 +203,16 @@ impl InventoryApi for InventoryService {
         self.db
             .run(move |conn| {
                 // A concurrent first PUT of the same SKU can win the insert race; the retry then updates.
-                for _ in 0..3 {
-                    let result = write_transaction(conn, |c| {
-                        let now = db::now();
-                        if store::set_on_hand(c, &sku, stock.on_hand, now)? == 0 {
-                            if store::stock(c, &sku)?.is_some() {
-                                return Err(InventoryError::BelowReserved { sku: sku.clone() });
-                            }
-                            store::insert_stock(c, &sku, stock.on_hand, now)
-                                .map_err(RaceOr::from)?;
+                retry_lost_races(conn, |c| {
+                    let now = db::now();
+                    if store::set_on_hand(c, &sku, stock.on_hand, now)? == 0 {
+                        if store::stock(c, &sku)?.is_some() {
+                            return Err(InventoryError::BelowReserved { sku: sku.clone() }.into());
                         }
-                        current_levels(c, &sku)
-                    });
-                    match result {
-                        Err(InventoryError::Internal(ref m)) if m == RaceOr::RACE => continue,
-                        other => return other,
+                        store::insert_stock(c, &sku, stock.on_hand, now)?;
                     }
-                }
-                Err(InventoryError::Internal("set_stock kept racing".into()))
+                    Ok(current_levels(c, &sku)?)
+                })
             })
             .await
     }
@@ -247,52 +239,34 @@ impl InventoryApi for InventoryService {
             .to_string();
         self.db
             .run(move |conn| {
-                for _ in 0..3 {
-                    let result = write_transaction(conn, |c| -> Outcome<Outcome<StockLevels>> {
-                        if let Some(key) = &idempotency_key
-                            && let Some((stored_request, response)) =
-                                store::idempotency_entry(c, &admin, key)?
-                        {
-                            if stored_request != request {
-                                return Ok(Err(InventoryError::IdempotencyKeyReused));
-                            }
-                            return Ok(replay(&response));
+                // Two first uses of one key race on its insert; the loser retries and replays the winner.
+                retry_lost_races(conn, |c| {
+                    if let Some(key) = &idempotency_key
+                        && let Some((stored_request, response)) = store::idempotency_entry(c, &admin, key)?
+                    {
+                        if stored_request != request {
+                            return Ok(Err(InventoryError::IdempotencyKeyReused));
                         }
-                        let now = db::now();
-                        let outcome = if store::add_on_hand(c, &sku, adjustment.delta, now)? == 1 {
-                            store::insert_adjustment(
-                                c,
-                                &sku,
-                                adjustment.delta,
-                                &adjustment.reason,
-                                Some(admin.clone()),
-                                now,
-                            )?;
-                            current_levels(c, &sku)
-                        } else if store::stock(c, &sku)?.is_some() {
-                            Err(InventoryError::InsufficientStock { sku: sku.clone() })
-                        } else {
-                            Err(InventoryError::SkuNotFound { sku: sku.clone() })
-                        };
-                        if let Some(key) = &idempotency_key {
-                            store::insert_idempotency_entry(
-                                c,
-                                &admin,
-                                key,
-                                &request,
-                                &record(&outcome),
-                                now,
-                            )
-                            .map_err(RaceOr::from)?;
-                        }
-                        Ok(outcome)
-                    });
-                    match result {
-                        Err(InventoryError::Internal(ref m)) if m == RaceOr::RACE => continue,
-                        other => return other?,
+                        return Ok(replay(&response));
                     }
-                }
-                Err(InventoryError::Internal("adjust_stock kept racing".into()))
+                    let now = db::now();
+                    let outcome = if store::add_on_hand(c, &sku, adjustment.delta, now)? == 1 {
+                        store::insert_adjustment(c, &sku, adjustment.delta, &adjustment.reason, Some(admin.clone()), now)?;
+                        current_levels(c, &sku)
+                    } else if store::stock(c, &sku)?.is_some() {
+                        Err(InventoryError::InsufficientStock { sku: sku.clone() })
+                    } else {
+                        Err(InventoryError::SkuNotFound { sku: sku.clone() })
+                    };
+                    let Some(key) = &idempotency_key else {
+                        return Ok(outcome);
+                    };
+                    // The outcome, success or business error, is kept with the key and this transaction
+                    // commits either way: a failed adjustment changed nothing else.
+                    store::insert_idempotency_entry(c, &admin, key, &request, &record(&outcome), now)?;
+                    Ok(outcome)
+                })
+                .and_then(|outcome| outcome)
             })
             .await
     }
@@ -422,19 +396,41 @@ impl InventoryApi for InventoryService {
     }
 }
 
-/// Marks a unique violation as a lost race so the caller retries the whole transaction.
-struct RaceOr;
+/// Why a write transaction failed: it lost an insert race (run it again) or a real error.
+enum TxError {
+    LostRace,
+    Fail(InventoryError),
+}
 
-impl RaceOr {
-    const RACE: &'static str = "lost an insert race";
+impl From<InventoryError> for TxError {
+    fn from(e: InventoryError) -> Self {
+        TxError::Fail(e)
+    }
+}
 
-    fn from(e: diesel::result::Error) -> InventoryError {
+impl From<diesel::result::Error> for TxError {
+    fn from(e: diesel::result::Error) -> Self {
         if is_unique_violation(&e) {
-            InventoryError::Internal(Self::RACE.into())
+            TxError::LostRace
         } else {
-            e.into()
+            TxError::Fail(e.into())
         }
     }
+}
+
+/// Runs `f` in a write transaction, again if it lost a unique-key race to a concurrent transaction.
+fn retry_lost_races<T>(
+    conn: &mut DbConn,
+    mut f: impl FnMut(&mut DbConn) -> Result<T, TxError>,
+) -> Outcome<T> {
+    for _ in 0..3 {
+        match write_transaction(conn, &mut f) {
+            Ok(value) => return Ok(value),
+            Err(TxError::Fail(e)) => return Err(e),
+            Err(TxError::LostRace) => continue,
+        }
+    }
+    Err(InventoryError::Internal("kept losing insert races".into()))
 }
 
 /// The stored form of an outcome: the levels, or the problem the error becomes.
