@@ -10,6 +10,7 @@ use shop_kernel::RequestContext;
 use shop_kernel::auth::{KeySource, TokenRules, TokenVerifier};
 use shop_kernel::db::{Database, DbError};
 use shop_kernel::jwks::Jwks;
+use shop_kernel::observe::{CallObserver, Transport};
 use shop_kernel::rpc::{RpcClient, RpcConfig};
 
 use crate::config::{Config, Module};
@@ -100,8 +101,9 @@ fn remote(config: &Config, url: &str) -> Result<RpcClient, StartupError> {
     RpcClient::new(rpc).map_err(StartupError::Other)
 }
 
-/// Builds every module: local implementations on their databases, HTTP clients for the remote ones.
-pub fn build(config: &Config) -> Result<Modules, StartupError> {
+/// Builds every module: local implementations on their databases, HTTP clients for the remote ones, each
+/// wrapped so that every call is traced and reported to `observer`.
+pub fn build(config: &Config, observer: Arc<dyn CallObserver>) -> Result<Modules, StartupError> {
     let databases = open_databases(config)?;
     let mut remotes = Vec::new();
     for (module, url) in config.remote_modules() {
@@ -158,6 +160,35 @@ pub fn build(config: &Config) -> Result<Modules, StartupError> {
             }
         }
     }
+
+    let transport = |m: Module| {
+        if databases.contains_key(&m) {
+            Transport::InProcess
+        } else {
+            Transport::Http
+        }
+    };
+    let identity = identity.map(|api| {
+        Arc::new(shop_identity::Observed::new(
+            api,
+            transport(Module::Identity),
+            observer.clone(),
+        )) as Arc<dyn IdentityApi>
+    });
+    let catalog = catalog.map(|api| {
+        Arc::new(shop_catalog::Observed::new(
+            api,
+            transport(Module::Catalog),
+            observer.clone(),
+        )) as Arc<dyn CatalogApi>
+    });
+    let inventory = inventory.map(|api| {
+        Arc::new(shop_inventory::Observed::new(
+            api,
+            transport(Module::Inventory),
+            observer.clone(),
+        )) as Arc<dyn InventoryApi>
+    });
 
     let identity_for_keys = identity.clone().ok_or_else(|| {
         StartupError::Other(format!(

@@ -2,9 +2,11 @@
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use shop_kernel::RequestContext;
+use shop_kernel::observe::NoObserver;
 
 use crate::app::{StartupError, build};
 use crate::config::Config;
@@ -66,7 +68,7 @@ pub async fn run_command(command: Command) -> Result<i32, StartupError> {
         Command::Serve => Ok(0),
         Command::Migrate => {
             let config = Config::from_env()?;
-            tokio::task::spawn_blocking(move || build(&config).map(|_| ()))
+            tokio::task::spawn_blocking(move || build(&config, Arc::new(NoObserver)).map(|_| ()))
                 .await
                 .map_err(|e| StartupError::Other(e.to_string()))??;
             println!("migrations applied");
@@ -104,7 +106,7 @@ pub async fn run_command(command: Command) -> Result<i32, StartupError> {
                 })?;
             let password = password.trim_end_matches(['\r', '\n']).to_string();
             let config = Config::from_env()?;
-            let modules = tokio::task::spawn_blocking(move || build(&config))
+            let modules = tokio::task::spawn_blocking(move || build(&config, Arc::new(NoObserver)))
                 .await
                 .map_err(|e| StartupError::Other(e.to_string()))??;
             let identity = modules

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Service, ServiceResponse};
@@ -19,6 +20,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::app::{Modules, StartupError, build, ensure_admin};
 use crate::config::{Config, Module};
+use crate::metrics::ModuleCallMetrics;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -203,8 +205,11 @@ pub struct RunningServer {
 
 /// Opens databases, applies migrations, ensures the admin, binds the address and starts the workers.
 pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
+    let registry = prometheus::Registry::new();
+    let observer = ModuleCallMetrics::register(&registry)
+        .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
     let build_config = config.clone();
-    let modules = tokio::task::spawn_blocking(move || build(&build_config))
+    let modules = tokio::task::spawn_blocking(move || build(&build_config, Arc::new(observer)))
         .await
         .map_err(|e| StartupError::Other(e.to_string()))??;
     ensure_admin(&config, &modules).await?;
@@ -238,6 +243,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
 
     let openapi = served_openapi(&modules);
     let metrics = actix_web_prom::PrometheusMetricsBuilder::new("shop")
+        .registry(registry)
         .endpoint("/metrics")
         .mask_unmatched_patterns("UNMATCHED")
         .build()

@@ -336,6 +336,12 @@ async fn operations_endpoints_answer() {
         ),
         "{metrics}"
     );
+    assert!(
+        metrics.contains(
+            "shop_module_calls_total{module=\"catalog\",operation=\"list_products\",outcome=\"ok\",transport=\"in_process\"} 1"
+        ),
+        "{metrics}"
+    );
     let spec = app.get("/openapi.json", None).await;
     assert_eq!(spec.body["openapi"], "3.1.0");
     assert!(spec.body["paths"]["/api/v1/products"].is_object());

@@ -231,6 +231,12 @@ async fn a_module_that_hangs_is_a_503_after_a_bounded_timeout() {
     let r = g.get("/api/v1/inventory/MUG-1", None).await;
     let took = started.elapsed();
     r.assert_problem(503, "unavailable");
-    assert!(took < std::time::Duration::from_millis(1500), "took {took:?}");
-    assert!(took >= std::time::Duration::from_millis(300), "gave up before the timeout: {took:?}");
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "took {took:?}"
+    );
+    assert!(
+        took >= std::time::Duration::from_millis(300),
+        "gave up before the timeout: {took:?}"
+    );
 }

@@ -242,7 +242,8 @@ impl InventoryApi for InventoryService {
                 // Two first uses of one key race on its insert; the loser retries and replays the winner.
                 retry_lost_races(conn, |c| {
                     if let Some(key) = &idempotency_key
-                        && let Some((stored_request, response)) = store::idempotency_entry(c, &admin, key)?
+                        && let Some((stored_request, response)) =
+                            store::idempotency_entry(c, &admin, key)?
                     {
                         if stored_request != request {
                             return Ok(Err(InventoryError::IdempotencyKeyReused));
@@ -251,7 +252,14 @@ impl InventoryApi for InventoryService {
                     }
                     let now = db::now();
                     let outcome = if store::add_on_hand(c, &sku, adjustment.delta, now)? == 1 {
-                        store::insert_adjustment(c, &sku, adjustment.delta, &adjustment.reason, Some(admin.clone()), now)?;
+                        store::insert_adjustment(
+                            c,
+                            &sku,
+                            adjustment.delta,
+                            &adjustment.reason,
+                            Some(admin.clone()),
+                            now,
+                        )?;
                         current_levels(c, &sku)
                     } else if store::stock(c, &sku)?.is_some() {
                         Err(InventoryError::InsufficientStock { sku: sku.clone() })
@@ -263,7 +271,14 @@ impl InventoryApi for InventoryService {
                     };
                     // The outcome, success or business error, is kept with the key and this transaction
                     // commits either way: a failed adjustment changed nothing else.
-                    store::insert_idempotency_entry(c, &admin, key, &request, &record(&outcome), now)?;
+                    store::insert_idempotency_entry(
+                        c,
+                        &admin,
+                        key,
+                        &request,
+                        &record(&outcome),
+                        now,
+                    )?;
                     Ok(outcome)
                 })
                 .and_then(|outcome| outcome)

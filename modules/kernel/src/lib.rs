@@ -7,6 +7,7 @@
 pub mod context;
 pub mod jwks;
 pub mod money;
+pub mod observe;
 pub mod page;
 pub mod problem;
 pub mod rpc;
@@ -30,4 +31,5 @@ pub mod __private {
     pub use async_trait::async_trait;
     pub use serde;
     pub use serde_json;
+    pub use tracing;
 }

@@ -133,6 +133,56 @@ macro_rules! contract {
             }
         }
 
+        #[doc = concat!("`", stringify!($trait), "` with a tracing span and an observer record around every call.")]
+        pub struct Observed {
+            inner: ::std::sync::Arc<dyn $trait>,
+            transport: $crate::observe::Transport,
+            observer: ::std::sync::Arc<dyn $crate::observe::CallObserver>,
+        }
+
+        impl Observed {
+            /// Wraps an implementation reached over `transport`.
+            pub fn new(
+                inner: ::std::sync::Arc<dyn $trait>,
+                transport: $crate::observe::Transport,
+                observer: ::std::sync::Arc<dyn $crate::observe::CallObserver>,
+            ) -> Self {
+                Observed { inner, transport, observer }
+            }
+        }
+
+        #[$crate::__private::async_trait]
+        impl $trait for Observed {
+            $(
+                async fn $name(&self, ctx: &$crate::RequestContext, $($arg: $aty),*) -> ::std::result::Result<$out, $err> {
+                    let span = $crate::__private::tracing::info_span!(
+                        "module_call",
+                        module = $module,
+                        operation = stringify!($name),
+                        transport = self.transport.as_str(),
+                    );
+                    let started = ::std::time::Instant::now();
+                    let result = $crate::__private::tracing::Instrument::instrument(
+                        self.inner.$name(ctx, $($arg),*),
+                        span,
+                    )
+                    .await;
+                    let code = match &result {
+                        Ok(_) => ::std::string::String::from("ok"),
+                        Err(e) => $crate::ApiError::to_problem(e).code,
+                    };
+                    self.observer.record(&$crate::observe::CallRecord {
+                        module: $module,
+                        operation: stringify!($name),
+                        transport: self.transport,
+                        outcome: &code,
+                        elapsed: started.elapsed(),
+                    });
+                    result
+                }
+            )*
+        }
+
         #[cfg(feature = "client")]
         #[doc = concat!("`", stringify!($trait), "` over HTTP, against a server of the `", $module, "` module.")]
         #[derive(Clone)]
