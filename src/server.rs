@@ -140,6 +140,71 @@ pub fn served_openapi(modules: &Modules) -> utoipa::openapi::OpenApi {
     crate::openapi::finish(doc, "shop", "The shop API as served by this process.")
 }
 
+/// The routes this process serves and their methods, read from its OpenAPI document, so that a known path
+/// asked with another method gets 405 (with `Allow`) instead of 404.
+#[derive(Clone, Default)]
+struct KnownRoutes(Vec<(Vec<String>, Vec<&'static str>)>);
+
+impl KnownRoutes {
+    fn of(doc: &utoipa::openapi::OpenApi) -> Self {
+        let routes = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(m, present)| present.then_some(m))
+                .collect();
+                (path.split('/').map(str::to_string).collect(), methods)
+            })
+            .collect();
+        KnownRoutes(routes)
+    }
+
+    /// The methods served at `path`, if it matches a known route template.
+    fn allowed(&self, path: &str) -> Vec<&'static str> {
+        let segments: Vec<&str> = path.split('/').collect();
+        let mut out = Vec::new();
+        for (template, methods) in &self.0 {
+            let matches = template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(t, s)| {
+                    (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s
+                });
+            if matches {
+                out.extend(methods.iter().copied());
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+/// Unknown routes: 405 with `Allow` for a known path, else 404 — always a problem document.
+async fn fallback(req: actix_web::HttpRequest, routes: web::Data<KnownRoutes>) -> HttpResponse {
+    let allowed = routes.allowed(req.path());
+    if allowed.is_empty() {
+        return not_found().await;
+    }
+    let mut resp = shop_kernel::http::problem_response(&shop_kernel::Problem::new(
+        405,
+        shop_kernel::problem::codes::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        format!("{} is not served at this path.", req.method()),
+    ));
+    if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+        resp.headers_mut().insert(actix_web::http::header::ALLOW, v);
+    }
+    resp
+}
+
 /// Adds or propagates `x-request-id`, and logs each request once in a span that carries it.
 fn traced<S, B>(
     req: actix_web::dev::ServiceRequest,
@@ -242,6 +307,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
     }
 
     let openapi = served_openapi(&modules);
+    let known_routes = web::Data::new(KnownRoutes::of(&openapi));
     let metrics = actix_web_prom::PrometheusMetricsBuilder::new("shop")
         .registry(registry)
         .endpoint("/metrics")
@@ -262,7 +328,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
             .app_data(payload_config())
             .app_data(state.clone())
             .app_data(verifier.clone())
-            .app_data(service_token.clone());
+            .app_data(service_token.clone())
+            .app_data(known_routes.clone());
         if let Some(api) = &apis.identity {
             app = app.app_data(web::Data::from(api.clone()));
         }
@@ -288,7 +355,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
                         .finish()
                 }),
             )
-            .default_service(web::to(not_found))
+            .default_service(web::to(fallback))
             .wrap(metrics.clone())
             .wrap_fn(traced)
     })

@@ -286,14 +286,29 @@ async fn malformed_bodies_get_problems_never_5xx() {
 }
 
 #[tokio::test]
-async fn unknown_routes_are_404_problems() {
+async fn unknown_routes_are_404_and_known_paths_with_other_methods_405() {
     let app = spawn_app().await;
     app.get("/api/v1/nothing-here", None)
         .await
         .assert_problem(404, "not_found");
-    app.request(Method::DELETE, "/api/v1/users/me", None, None)
+    app.get("/api/v1/products/1/extra", None)
         .await
         .assert_problem(404, "not_found");
+    let r = app
+        .request(Method::DELETE, "/api/v1/users/me", None, None)
+        .await;
+    r.assert_problem(405, "method_not_allowed");
+    assert_eq!(r.headers["allow"], "GET");
+    let r = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/products/{}", uuid::Uuid::now_v7()),
+            None,
+            None,
+        )
+        .await;
+    r.assert_problem(405, "method_not_allowed");
+    assert_eq!(r.headers["allow"], "GET, PATCH");
 }
 
 #[tokio::test]

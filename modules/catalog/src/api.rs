@@ -34,13 +34,16 @@ pub struct Product {
 pub struct NewProduct {
     /// 1–64 characters of `A-Z a-z 0-9 - _ .`, unique.
     #[validate(custom(function = "shop_kernel::validation::validate_sku"))]
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub sku: String,
     /// 1–200 characters.
     #[validate(length(min = 1, max = 200, message = "must be 1-200 characters"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// 0–5000 characters.
     #[serde(default)]
     #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
+    #[schema(max_length = 5000)]
     pub description: String,
     /// Unit price; amount ≥ 0, in the shop currency.
     #[validate(nested)]
@@ -52,9 +55,11 @@ pub struct NewProduct {
 pub struct ProductPatch {
     /// New name, 1–200 characters.
     #[validate(length(min = 1, max = 200, message = "must be 1-200 characters"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// New description, 0–5000 characters.
     #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
     /// New unit price.
     #[validate(nested)]
@@ -68,6 +73,7 @@ pub struct ProductPatch {
 #[into_params(parameter_in = Query)]
 pub struct ProductQuery {
     /// Case-insensitive search in name and SKU (at most 100 characters).
+    #[param(max_length = 100)]
     pub q: Option<String>,
     /// Page size, 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]

@@ -32,12 +32,15 @@ pub struct NewUser {
         email(message = "must be a valid email address"),
         length(max = 254, message = "must be at most 254 characters")
     )]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// 12–128 characters.
     #[validate(length(min = 12, max = 128, message = "must be 12-128 characters"))]
+    #[schema(min_length = 12, max_length = 128)]
     pub password: String,
     /// 1–100 characters.
     #[validate(length(min = 1, max = 100, message = "must be 1-100 characters"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub display_name: String,
 }
 

@@ -29,6 +29,7 @@ pub struct SetStock {
         max = 1_000_000_000,
         message = "must be between 0 and 1000000000"
     ))]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub on_hand: i64,
 }
 
@@ -40,9 +41,11 @@ pub struct Adjustment {
         range(min = -1_000_000_000, max = 1_000_000_000, message = "must be between -1000000000 and 1000000000"),
         custom(function = "non_zero")
     )]
+    #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
     pub delta: i64,
     /// Why the stock changed (recount, damage, delivery...), 1–200 characters.
     #[validate(length(min = 1, max = 200, message = "must be 1-200 characters"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub reason: String,
 }
 
@@ -59,9 +62,11 @@ fn non_zero(delta: i64) -> Result<(), validator::ValidationError> {
 pub struct ReservationLine {
     /// The SKU to hold.
     #[validate(custom(function = "shop_kernel::validation::validate_sku"))]
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub sku: String,
     /// Units to hold, 1–1,000,000.
     #[validate(range(min = 1, max = 1_000_000, message = "must be between 1 and 1000000"))]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub quantity: i64,
 }
 

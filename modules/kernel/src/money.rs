@@ -9,9 +9,11 @@ use validator::Validate;
 pub struct Money {
     /// Amount in minor units, e.g. 1999 for 19.99.
     #[validate(range(min = 0, message = "must not be negative"))]
+    #[schema(minimum = 0)]
     pub amount_minor: i64,
     /// ISO 4217 code; the shop accepts only its configured currency.
     #[validate(length(equal = 3, message = "must be a three-letter ISO 4217 code"))]
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: String,
 }
 

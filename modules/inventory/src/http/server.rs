@@ -14,7 +14,7 @@ type Api = web::Data<dyn InventoryApi>;
 #[utoipa::path(
     tag = "inventory",
     operation_id = "get_stock",
-    params(("sku" = String, Path, description = "The SKU")),
+    params(("sku" = String, Path, description = "The SKU", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses(
         (status = 200, description = "Stock levels", body = StockLevels),
         (status = 404, description = "The SKU was never stocked", body = Problem, content_type = "application/problem+json"),
@@ -35,7 +35,7 @@ async fn get_stock(
 #[utoipa::path(
     tag = "inventory",
     operation_id = "set_stock",
-    params(("sku" = String, Path, description = "The SKU")),
+    params(("sku" = String, Path, description = "The SKU", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     request_body = SetStock,
     security(("bearer" = [])),
     responses(
@@ -45,6 +45,7 @@ async fn get_stock(
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`below_reserved`: on_hand < reserved", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -66,7 +67,7 @@ async fn set_stock(
     tag = "inventory",
     operation_id = "adjust_stock",
     params(
-        ("sku" = String, Path, description = "The SKU"),
+        ("sku" = String, Path, description = "The SKU", pattern = "^[A-Za-z0-9._-]{1,64}$"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first outcome for the same key and body (at most 255 characters)"),
     ),
     request_body = Adjustment,
@@ -79,6 +80,7 @@ async fn set_stock(
         (status = 404, description = "The SKU was never stocked", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`insufficient_stock`: available would go negative", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
     )
 )]
