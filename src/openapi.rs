@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use actix_web::App;
+use serde_json::json;
 use shop_kernel::rpc::{Operation, Retry};
+use utoipa::openapi::path::PathItem;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi};
 use utoipa_actix_web::AppExt;
@@ -89,26 +91,69 @@ fn operations_table(module: &str, ops: &[Operation]) -> String {
     out
 }
 
-fn module_document(module: &str, public: Routes, internal: Routes, ops: &[Operation]) -> OpenApi {
-    let mut doc = collect(&[public, internal]);
-    let internal_path = format!("/internal/{module}/{{operation}}");
-    if let Some(item) = doc.paths.paths.get_mut(&internal_path)
-        && let Some(op) = item.post.as_mut()
-    {
-        op.description = Some(operations_table(module, ops));
-    }
-    finish(
+/// The `/internal/<module>/{operation}` path: one POST per contract method, described by its table.
+fn internal_path(module: &str, ops: &[Operation]) -> Result<PathItem, serde_json::Error> {
+    let problem = |description: &str| {
+        json!({
+            "description": description,
+            "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
+        })
+    };
+    serde_json::from_value(json!({
+        "post": {
+            "tags": [format!("{module}-internal")],
+            "summary": format!("Runs one operation of the {module} contract for another service."),
+            "description": operations_table(module, ops),
+            "operationId": format!("{module}_internal_call"),
+            "parameters": [{
+                "name": "operation",
+                "in": "path",
+                "description": "The trait method's name",
+                "required": true,
+                "schema": { "type": "string", "enum": ops.iter().map(|op| op.name).collect::<Vec<_>>() }
+            }],
+            "requestBody": {
+                "description": "The method's arguments by name",
+                "content": { "application/json": { "schema": { "type": "object" } } },
+                "required": true
+            },
+            "responses": {
+                "200": {
+                    "description": "The method's result",
+                    "content": { "application/json": {} }
+                },
+                "400": problem("Arguments do not match the method"),
+                "401": problem("Missing service credential, or a module error (invalid token or credentials)"),
+                "403": problem("A module error: the caller may not do this"),
+                "404": problem("No such operation, or a not-found module error"),
+                "409": problem("A module error (conflict)"),
+                "422": problem("A module validation error"),
+                "429": problem("A module error: throttled"),
+                "503": problem("A module this one needs is unavailable")
+            },
+            "security": [{ "service_token": [] }]
+        }
+    }))
+}
+
+fn module_document(module: &str, public: Routes, ops: &[Operation]) -> Result<OpenApi, String> {
+    let mut doc = collect(&[public]);
+    let item = internal_path(module, ops).map_err(|e| format!("{module}: {e}"))?;
+    doc.paths
+        .paths
+        .insert(format!("/internal/{module}/{{operation}}"), item);
+    Ok(finish(
         doc,
         &format!("shop {module}"),
         &format!(
             "The {module} module: its public routes and the /internal operations other services call."
         ),
-    )
+    ))
 }
 
 /// Every document, by file name.
-pub fn documents() -> Vec<(&'static str, OpenApi)> {
-    vec![
+pub fn documents() -> Result<Vec<(&'static str, OpenApi)>, String> {
+    Ok(vec![
         (
             "shop.json",
             finish(
@@ -127,29 +172,38 @@ pub fn documents() -> Vec<(&'static str, OpenApi)> {
             module_document(
                 shop_identity::MODULE,
                 shop_identity::http::server::public_routes,
-                shop_identity::http::server::internal_routes,
                 shop_identity::OPERATIONS,
-            ),
+            )?,
         ),
         (
             "catalog.json",
             module_document(
                 shop_catalog::MODULE,
                 shop_catalog::http::server::public_routes,
-                shop_catalog::http::server::internal_routes,
                 shop_catalog::OPERATIONS,
-            ),
+            )?,
         ),
         (
             "inventory.json",
             module_document(
                 shop_inventory::MODULE,
                 shop_inventory::http::server::public_routes,
-                shop_inventory::http::server::internal_routes,
                 shop_inventory::OPERATIONS,
-            ),
+            )?,
         ),
-    ]
+    ])
+}
+
+/// The `/internal` path of a local module, for the document of what a process serves.
+pub fn internal_path_of(module: crate::config::Module) -> Result<(String, PathItem), String> {
+    use crate::config::Module;
+    let ops = match module {
+        Module::Identity => shop_identity::OPERATIONS,
+        Module::Catalog => shop_catalog::OPERATIONS,
+        Module::Inventory => shop_inventory::OPERATIONS,
+    };
+    let item = internal_path(module.name(), ops).map_err(|e| e.to_string())?;
+    Ok((format!("/internal/{}/{{operation}}", module.name()), item))
 }
 
 /// The exact bytes written for a document.
@@ -165,7 +219,7 @@ pub fn render(doc: &OpenApi) -> Result<String, String> {
 /// Writes every document into `dir`.
 pub fn write_all(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for (name, doc) in documents() {
+    for (name, doc) in documents()? {
         let path = dir.join(name);
         std::fs::write(&path, render(&doc)?).map_err(|e| format!("{}: {e}", path.display()))?;
     }
@@ -175,7 +229,7 @@ pub fn write_all(dir: &Path) -> Result<(), String> {
 /// The documents in `dir` that differ from the code (missing files count).
 pub fn drifted(dir: &Path) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
-    for (name, doc) in documents() {
+    for (name, doc) in documents()? {
         let expected = render(&doc)?;
         let actual = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
         if actual != expected {
@@ -202,7 +256,7 @@ mod tests {
 
     #[test]
     fn module_documents_list_every_internal_operation() {
-        for (name, doc) in documents().into_iter().skip(1) {
+        for (name, doc) in documents().unwrap_or_default().into_iter().skip(1) {
             let json = render(&doc).unwrap_or_default();
             let ops = match name {
                 "identity.json" => shop_identity::OPERATIONS,

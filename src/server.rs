@@ -103,13 +103,11 @@ pub fn operations_routes(cfg: &mut ServiceConfig) {
     cfg.service(health_live).service(health_ready);
 }
 
-/// Registers the public routes of every module this process can reach, and the `/internal` routes of
-/// its local modules.
+/// Registers the public routes of every module this process can reach.
 fn module_routes(modules: &Modules) -> impl FnOnce(&mut ServiceConfig) + use<> {
     let identity = modules.identity.is_some();
     let catalog = modules.catalog.is_some();
     let inventory = modules.inventory.is_some();
-    let local: Vec<Module> = modules.databases.iter().map(|(m, _)| *m).collect();
     move |cfg| {
         if identity {
             cfg.configure(shop_identity::http::server::public_routes);
@@ -120,24 +118,39 @@ fn module_routes(modules: &Modules) -> impl FnOnce(&mut ServiceConfig) + use<> {
         if inventory {
             cfg.configure(shop_inventory::http::server::public_routes);
         }
+    }
+}
+
+/// Registers the `/internal` routes of the local modules.
+fn internal_routes(modules: &Modules) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
+    let local: Vec<Module> = modules.databases.iter().map(|(m, _)| *m).collect();
+    move |cfg| {
         for module in local {
             match module {
-                Module::Identity => cfg.configure(shop_identity::http::server::internal_routes),
-                Module::Catalog => cfg.configure(shop_catalog::http::server::internal_routes),
-                Module::Inventory => cfg.configure(shop_inventory::http::server::internal_routes),
-            };
+                Module::Identity => shop_identity::http::server::internal_routes(cfg),
+                Module::Catalog => shop_catalog::http::server::internal_routes(cfg),
+                Module::Inventory => shop_inventory::http::server::internal_routes(cfg),
+            }
         }
     }
 }
 
 /// The OpenAPI document of what this process serves.
-pub fn served_openapi(modules: &Modules) -> utoipa::openapi::OpenApi {
-    let (_, doc) = App::new()
+pub fn served_openapi(modules: &Modules) -> Result<utoipa::openapi::OpenApi, String> {
+    let (_, mut doc) = App::new()
         .into_utoipa_app()
         .configure(operations_routes)
         .configure(module_routes(modules))
         .split_for_parts();
-    crate::openapi::finish(doc, "shop", "The shop API as served by this process.")
+    for (module, _) in &modules.databases {
+        let (path, item) = crate::openapi::internal_path_of(*module)?;
+        doc.paths.paths.insert(path, item);
+    }
+    Ok(crate::openapi::finish(
+        doc,
+        "shop",
+        "The shop API as served by this process.",
+    ))
 }
 
 /// The routes this process serves and their methods, read from its OpenAPI document, so that a known path
@@ -306,7 +319,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         });
     }
 
-    let openapi = served_openapi(&modules);
+    let openapi = served_openapi(&modules).map_err(StartupError::Other)?;
     let known_routes = web::Data::new(KnownRoutes::of(&openapi));
     let metrics = actix_web_prom::PrometheusMetricsBuilder::new("shop")
         .registry(registry)
@@ -343,6 +356,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
             .configure(operations_routes)
             .configure(module_routes(&app_modules))
             .into_app()
+            .configure(internal_routes(&app_modules))
             .service(
                 utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
                     .url("/openapi.json", openapi.clone()),

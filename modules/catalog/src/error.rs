@@ -56,37 +56,19 @@ impl ApiError for CatalogError {
     fn to_problem(&self) -> Problem {
         use CatalogError::*;
         match self {
-            Unauthenticated => Problem::new(
-                401,
-                codes::UNAUTHENTICATED,
-                "Unauthenticated",
-                "Sign in first.",
-            ),
-            Forbidden => Problem::new(
-                403,
-                codes::FORBIDDEN,
-                "Forbidden",
-                "Only admins may do this.",
-            ),
+            Unauthenticated => Problem::unauthenticated(),
+            Forbidden => Problem::forbidden("Only admins may do this."),
             Validation(errors) => Problem::validation(errors.clone()),
-            NotFound => Problem::new(404, codes::NOT_FOUND, "Not found", "No such product."),
-            SkuTaken(sku) => {
-                let mut p = Problem::new(
-                    409,
-                    "sku_taken",
-                    "SKU taken",
-                    format!("Another product has SKU {sku}."),
-                );
-                p.sku = Some(sku.clone());
-                p
-            }
-            Unavailable(detail) => Problem::new(
-                503,
-                codes::UNAVAILABLE,
-                "Service unavailable",
-                detail.clone(),
-            ),
-            Internal(_) => Problem::new(500, codes::INTERNAL, "Internal error", ""),
+            NotFound => Problem::not_found("No such product."),
+            SkuTaken(sku) => Problem::new(
+                409,
+                "sku_taken",
+                "SKU taken",
+                format!("Another product has SKU {sku}."),
+            )
+            .with_sku(sku),
+            Unavailable(detail) => Problem::unavailable(detail.clone()),
+            Internal(_) => Problem::internal(),
         }
     }
 

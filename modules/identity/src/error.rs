@@ -65,15 +65,10 @@ impl ApiError for IdentityError {
     fn to_problem(&self) -> Problem {
         use IdentityError::*;
         match self {
-            Unauthenticated => Problem::new(
-                401,
-                codes::UNAUTHENTICATED,
-                "Unauthenticated",
-                "Sign in first.",
-            ),
-            Forbidden => Problem::new(403, codes::FORBIDDEN, "Forbidden", "You may not do this."),
+            Unauthenticated => Problem::unauthenticated(),
+            Forbidden => Problem::forbidden("You may not do this."),
             Validation(errors) => Problem::validation(errors.clone()),
-            NotFound => Problem::new(404, codes::NOT_FOUND, "Not found", "No such user."),
+            NotFound => Problem::not_found("No such user."),
             EmailTaken => Problem::new(
                 409,
                 "email_taken",
@@ -96,13 +91,8 @@ impl ApiError for IdentityError {
                 p.retry_after = Some(*retry_after);
                 p
             }
-            Unavailable(detail) => Problem::new(
-                503,
-                codes::UNAVAILABLE,
-                "Service unavailable",
-                detail.clone(),
-            ),
-            Internal(_) => Problem::new(500, codes::INTERNAL, "Internal error", ""),
+            Unavailable(detail) => Problem::unavailable(detail.clone()),
+            Internal(_) => Problem::internal(),
         }
     }
 

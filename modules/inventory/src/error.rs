@@ -80,28 +80,11 @@ impl ApiError for InventoryError {
     fn to_problem(&self) -> Problem {
         use InventoryError::*;
         match self {
-            Unauthenticated => Problem::new(
-                401,
-                codes::UNAUTHENTICATED,
-                "Unauthenticated",
-                "Sign in first.",
-            ),
-            Forbidden => Problem::new(
-                403,
-                codes::FORBIDDEN,
-                "Forbidden",
-                "Only admins may do this.",
-            ),
+            Unauthenticated => Problem::unauthenticated(),
+            Forbidden => Problem::forbidden("Only admins may do this."),
             Validation(errors) => Problem::validation(errors.clone()),
             SkuNotFound { sku } => {
-                let mut p = Problem::new(
-                    404,
-                    codes::NOT_FOUND,
-                    "Not found",
-                    format!("SKU {sku} has no stock record."),
-                );
-                p.sku = Some(sku.clone());
-                p
+                Problem::not_found(format!("SKU {sku} has no stock record.")).with_sku(sku)
             }
             ReservationNotFound => Problem::new(
                 404,
@@ -109,26 +92,20 @@ impl ApiError for InventoryError {
                 "Reservation not found",
                 "No reservation exists for this order.",
             ),
-            BelowReserved { sku } => {
-                let mut p = Problem::new(
-                    409,
-                    "below_reserved",
-                    "Below reserved",
-                    format!("on_hand of {sku} may not fall below the units reserved for orders."),
-                );
-                p.sku = Some(sku.clone());
-                p
-            }
-            InsufficientStock { sku } => {
-                let mut p = Problem::new(
-                    409,
-                    "insufficient_stock",
-                    "Insufficient stock",
-                    format!("Not enough units of {sku} are available."),
-                );
-                p.sku = Some(sku.clone());
-                p
-            }
+            BelowReserved { sku } => Problem::new(
+                409,
+                "below_reserved",
+                "Below reserved",
+                format!("on_hand of {sku} may not fall below the units reserved for orders."),
+            )
+            .with_sku(sku),
+            InsufficientStock { sku } => Problem::new(
+                409,
+                "insufficient_stock",
+                "Insufficient stock",
+                format!("Not enough units of {sku} are available."),
+            )
+            .with_sku(sku),
             ReservationConflict => Problem::new(
                 409,
                 "reservation_conflict",
@@ -147,13 +124,8 @@ impl ApiError for InventoryError {
                 "Idempotency key reused",
                 "This Idempotency-Key was already used with a different request.",
             ),
-            Unavailable(detail) => Problem::new(
-                503,
-                codes::UNAVAILABLE,
-                "Service unavailable",
-                detail.clone(),
-            ),
-            Internal(_) => Problem::new(500, codes::INTERNAL, "Internal error", ""),
+            Unavailable(detail) => Problem::unavailable(detail.clone()),
+            Internal(_) => Problem::internal(),
         }
     }
 

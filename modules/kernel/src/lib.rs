@@ -32,4 +32,7 @@ pub mod __private {
     pub use serde;
     pub use serde_json;
     pub use tracing;
+
+    #[cfg(feature = "server")]
+    pub use actix_web;
 }

@@ -84,6 +84,42 @@ impl Problem {
         Problem::new(400, codes::BAD_REQUEST, "Bad request", detail)
     }
 
+    /// 401 `unauthenticated`.
+    pub fn unauthenticated() -> Self {
+        Problem::new(
+            401,
+            codes::UNAUTHENTICATED,
+            "Unauthenticated",
+            "Sign in first.",
+        )
+    }
+
+    /// 403 `forbidden`.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Problem::new(403, codes::FORBIDDEN, "Forbidden", detail)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Problem::new(404, codes::NOT_FOUND, "Not found", detail)
+    }
+
+    /// 503 `unavailable`: a module this request needs cannot be reached.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Problem::new(503, codes::UNAVAILABLE, "Service unavailable", detail)
+    }
+
+    /// 500 `internal`, deliberately without detail: causes are logged, never sent.
+    pub fn internal() -> Self {
+        Problem::new(500, codes::INTERNAL, "Internal error", "")
+    }
+
+    /// The same problem with the `sku` extension member.
+    pub fn with_sku(mut self, sku: &str) -> Self {
+        self.sku = Some(sku.to_string());
+        self
+    }
+
     /// The detail, or an empty string.
     pub fn detail_or_empty(&self) -> String {
         self.detail.clone().unwrap_or_default()

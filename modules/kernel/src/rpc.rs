@@ -183,6 +183,27 @@ macro_rules! contract {
             )*
         }
 
+        /// Serves one `/internal` operation for another service (the service credential is required).
+        #[cfg(feature = "server")]
+        pub async fn internal_call(
+            ctx: $crate::http::InternalContext,
+            api: $crate::__private::actix_web::web::Data<dyn $trait>,
+            operation: $crate::__private::actix_web::web::Path<String>,
+            body: $crate::__private::actix_web::web::Bytes,
+        ) -> ::std::result::Result<$crate::__private::actix_web::HttpResponse, $crate::http::HttpProblem> {
+            let args = $crate::http::rpc_arguments(&body)?;
+            $crate::http::rpc_response(dispatch(api.get_ref(), &ctx.0, &operation, args).await)
+        }
+
+        /// Registers `POST /internal/<module>/{operation}` (needs the API and a `ServiceToken` in app data).
+        #[cfg(feature = "server")]
+        pub fn internal_routes(cfg: &mut $crate::__private::actix_web::web::ServiceConfig) {
+            cfg.route(
+                concat!("/internal/", $module, "/{operation}"),
+                $crate::__private::actix_web::web::post().to(internal_call),
+            );
+        }
+
         #[cfg(feature = "client")]
         #[doc = concat!("`", stringify!($trait), "` over HTTP, against a server of the `", $module, "` module.")]
         #[derive(Clone)]

@@ -3,9 +3,7 @@
 
 use actix_web::{HttpResponse, get, patch, post, web};
 use shop_kernel::Problem;
-use shop_kernel::http::{
-    HttpProblem, InternalContext, PublicContext, created, rpc_arguments, rpc_response,
-};
+use shop_kernel::http::{HttpProblem, PublicContext, created};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
@@ -126,36 +124,6 @@ async fn update_product(
     Ok(HttpResponse::Ok().json(product))
 }
 
-/// Runs one operation of the catalog contract for another service (service credential required).
-#[utoipa::path(
-    tag = "catalog-internal",
-    operation_id = "catalog_internal_call",
-    description = "One endpoint per `CatalogApi` method; see the `x-operations` list of this document's info. \
-                   The body is a JSON object of the method's arguments by name; the answer is its result, or a \
-                   problem document carrying the module error.",
-    params(("operation" = String, Path, description = "The trait method's name")),
-    request_body(content = Object, description = "The method's arguments by name"),
-    security(("service_token" = [])),
-    responses(
-        (status = 200, description = "The method's result", body = Object),
-        (status = 400, description = "Arguments do not match the method", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing service credential or invalid user token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such operation, or a not-found module error", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A module error", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A module validation error", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[post("/internal/catalog/{operation}")]
-async fn internal_call(
-    ctx: InternalContext,
-    api: Api,
-    operation: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, HttpProblem> {
-    let args = rpc_arguments(&body)?;
-    rpc_response(crate::api::dispatch(api.get_ref(), &ctx.0, &operation, args).await)
-}
-
 /// Registers the public routes (needs `web::Data<dyn CatalogApi>` in app data).
 pub fn public_routes(cfg: &mut ServiceConfig) {
     cfg.service(list_products)
@@ -164,7 +132,4 @@ pub fn public_routes(cfg: &mut ServiceConfig) {
         .service(update_product);
 }
 
-/// Registers the `/internal` routes (needs the API and a `ServiceToken` in app data).
-pub fn internal_routes(cfg: &mut ServiceConfig) {
-    cfg.service(internal_call);
-}
+pub use crate::api::internal_routes;

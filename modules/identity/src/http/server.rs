@@ -3,9 +3,7 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use shop_kernel::Problem;
-use shop_kernel::http::{
-    HttpProblem, InternalContext, PublicContext, created, rpc_arguments, rpc_response,
-};
+use shop_kernel::http::{HttpProblem, PublicContext, created};
 use shop_kernel::jwks::Jwks;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -94,37 +92,6 @@ async fn get_jwks(ctx: PublicContext, api: Api) -> Result<HttpResponse, HttpProb
         .json(jwks))
 }
 
-/// Runs one operation of the identity contract for another service (service credential required).
-#[utoipa::path(
-    tag = "identity-internal",
-    operation_id = "identity_internal_call",
-    description = "One endpoint per `IdentityApi` method; see the `x-operations` list of this document's info. \
-                   The body is a JSON object of the method's arguments by name; the answer is its result, or a \
-                   problem document carrying the module error.",
-    params(("operation" = String, Path, description = "The trait method's name")),
-    request_body(content = Object, description = "The method's arguments by name"),
-    security(("service_token" = [])),
-    responses(
-        (status = 200, description = "The method's result", body = Object),
-        (status = 400, description = "Arguments do not match the method", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing service credential, invalid user token or invalid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such operation, or a not-found module error", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A module error", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A module validation error", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Throttled", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[post("/internal/identity/{operation}")]
-async fn internal_call(
-    ctx: InternalContext,
-    api: Api,
-    operation: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, HttpProblem> {
-    let args = rpc_arguments(&body)?;
-    rpc_response(crate::api::dispatch(api.get_ref(), &ctx.0, &operation, args).await)
-}
-
 /// Registers the public routes (needs `web::Data<dyn IdentityApi>` in app data).
 pub fn public_routes(cfg: &mut ServiceConfig) {
     cfg.service(register_user)
@@ -133,7 +100,4 @@ pub fn public_routes(cfg: &mut ServiceConfig) {
         .service(get_jwks);
 }
 
-/// Registers the `/internal` routes (needs the API and a `ServiceToken` in app data).
-pub fn internal_routes(cfg: &mut ServiceConfig) {
-    cfg.service(internal_call);
-}
+pub use crate::api::internal_routes;
