@@ -516,3 +516,40 @@ on_both_transports!(
     identity_contract_in_process,
     identity_contract_over_http
 );
+
+async fn throttling_contract(apis: &Apis, c: &Callers) -> TestResult {
+    let api = &apis.identity;
+    let from = |addr: &str| shop_kernel::RequestContext {
+        client_addr: Some(addr.into()),
+        ..c.anonymous.clone()
+    };
+    let wrong = |email: &str| Credentials {
+        email: email.into(),
+        password: "wrong-password!".into(),
+    };
+    for email in ["a@example.com", "b@example.com"] {
+        assert_eq!(
+            api.issue_token(&from("203.0.113.1"), wrong(email)).await,
+            Err(IdentityError::InvalidCredentials)
+        );
+    }
+    // The client that failed twice waits; another client is judged on its own record, which proves the
+    // client address crossed the service boundary.
+    assert!(matches!(
+        api.issue_token(&from("203.0.113.1"), wrong("c@example.com")).await,
+        Err(IdentityError::Throttled { retry_after }) if retry_after > 0
+    ));
+    assert_eq!(
+        api.issue_token(&from("198.51.100.7"), wrong("c@example.com"))
+            .await,
+        Err(IdentityError::InvalidCredentials)
+    );
+    Ok(())
+}
+
+on_both_transports!(
+    throttling_contract,
+    &[("SHOP_LOGIN_MAX_FAILURES_PER_CLIENT", "2")],
+    throttling_sees_the_client_in_process,
+    throttling_sees_the_client_over_http
+);

@@ -14,6 +14,8 @@ mod service;
 mod store;
 #[cfg(feature = "local")]
 mod throttle;
+#[cfg(all(test, feature = "local"))]
+mod verify_tests;
 
 pub use api::*;
 pub use error::IdentityError;

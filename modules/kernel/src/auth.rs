@@ -40,7 +40,10 @@ pub struct TokenRules {
 
 struct KeyCache {
     keys: HashMap<String, DecodingKey>,
+    /// Last successful fetch: keys older than `max_age` are refreshed.
     fetched_at: Option<Instant>,
+    /// Last attempt, successful or not: attempts are at least `min_refetch` apart.
+    attempted_at: Option<Instant>,
 }
 
 /// Verifies access tokens against a cached key set, refetching on an unknown `kid` (rate-limited) and
@@ -63,6 +66,7 @@ impl TokenVerifier {
             cache: RwLock::new(KeyCache {
                 keys: HashMap::new(),
                 fetched_at: None,
+                attempted_at: None,
             }),
             max_age: Duration::from_secs(300),
             min_refetch: Duration::from_secs(10),
@@ -106,9 +110,10 @@ impl TokenVerifier {
         let mut cache = self.cache.write().await;
         // Another task may have refreshed while we waited; an unknown kid must not trigger a fetch storm.
         let recently = cache
-            .fetched_at
+            .attempted_at
             .is_some_and(|t| t.elapsed() < self.min_refetch);
         if !recently {
+            cache.attempted_at = Some(Instant::now());
             match self.source.fetch_jwks().await {
                 Ok(jwks) => {
                     cache.keys = decoding_keys(&jwks);

@@ -15,7 +15,8 @@ use crate::auth::{TokenError, TokenVerifier};
 use crate::context::{Caller, RequestContext};
 use crate::problem::{ApiError, PROBLEM_CONTENT_TYPE, Problem, codes};
 use crate::rpc::{
-    DEADLINE_HEADER, DispatchError, REQUEST_ID_HEADER, SERVICE_TOKEN_HEADER, TRUSTED_HEADER,
+    CLIENT_ADDR_HEADER, DEADLINE_HEADER, DispatchError, REQUEST_ID_HEADER, SERVICE_TOKEN_HEADER,
+    TRUSTED_HEADER,
 };
 
 /// Largest JSON body a public endpoint accepts.
@@ -186,6 +187,10 @@ impl FromRequest for InternalContext {
             }
             let mut ctx = base_context(&req);
             ctx.trusted = header_str(&req, TRUSTED_HEADER) == Some("1");
+            // Only a holder of the service credential may say who the end client is.
+            if let Some(addr) = header_str(&req, CLIENT_ADDR_HEADER).filter(|a| a.len() <= 64) {
+                ctx.client_addr = Some(addr.to_string());
+            }
             if let Some(ms) = header_str(&req, DEADLINE_HEADER).and_then(|v| v.parse::<u64>().ok())
             {
                 ctx.deadline = Some(Instant::now() + Duration::from_millis(ms).min(REQUEST_BUDGET));

@@ -11,6 +11,8 @@ pub const SERVICE_TOKEN_HEADER: &str = "x-shop-service-token";
 pub const TRUSTED_HEADER: &str = "x-shop-trusted";
 /// Header carrying the caller's remaining time budget in milliseconds.
 pub const DEADLINE_HEADER: &str = "x-shop-deadline-ms";
+/// Header carrying the end client's address (throttling must see the client, not the calling service).
+pub const CLIENT_ADDR_HEADER: &str = "x-shop-client-addr";
 /// Header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 

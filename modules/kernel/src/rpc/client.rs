@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{DEADLINE_HEADER, REQUEST_ID_HEADER, Retry, SERVICE_TOKEN_HEADER, TRUSTED_HEADER};
+use super::{
+    CLIENT_ADDR_HEADER, DEADLINE_HEADER, REQUEST_ID_HEADER, Retry, SERVICE_TOKEN_HEADER,
+    TRUSTED_HEADER,
+};
 use crate::context::RequestContext;
 use crate::problem::{ApiError, Problem};
 
@@ -170,6 +173,9 @@ impl RpcClient {
             }
             if ctx.trusted {
                 req = req.header(TRUSTED_HEADER, "1");
+            }
+            if let Some(addr) = &ctx.client_addr {
+                req = req.header(CLIENT_ADDR_HEADER, addr);
             }
             if let Some(tp) = &ctx.traceparent {
                 req = req.header("traceparent", tp);
