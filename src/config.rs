@@ -113,6 +113,9 @@ pub struct Config {
     pub db_pool_size: u32,
     /// `SHOP_REMOTE_TIMEOUT_MS` (default 5000): per attempt of a call to a remote module.
     pub remote_timeout: Duration,
+    /// `SHOP_TRUST_FORWARDED` (default false): take the client address from `Forwarded` /
+    /// `X-Forwarded-For`; only behind a proxy that sets them.
+    pub trust_forwarded: bool,
     /// `SHOP_WORKERS`: HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
 }
@@ -241,6 +244,7 @@ impl Config {
             reservation_ttl: Duration::from_secs(parse(get, "SHOP_RESERVATION_TTL_SECS", 900u64)?),
             db_pool_size: parse(get, "SHOP_DB_POOL_SIZE", 10u32)?,
             remote_timeout: Duration::from_millis(parse(get, "SHOP_REMOTE_TIMEOUT_MS", 5000u64)?),
+            trust_forwarded: parse(get, "SHOP_TRUST_FORWARDED", false)?,
             workers: match get("SHOP_WORKERS") {
                 None => None,
                 Some(_) => Some(parse(get, "SHOP_WORKERS", 1usize)?),

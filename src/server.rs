@@ -11,7 +11,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{App, HttpResponse, HttpServer, get, web};
 use serde::Serialize;
 use shop_kernel::http::{
-    ServiceToken, json_config, not_found, path_config, payload_config, query_config,
+    ServiceToken, TrustForwarded, json_config, not_found, path_config, payload_config, query_config,
 };
 use tracing::Instrument;
 use utoipa::ToSchema;
@@ -330,6 +330,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
     let state = web::Data::new(modules.clone());
     let verifier = web::Data::from(modules.verifier.clone());
     let service_token = web::Data::new(ServiceToken(config.service_token.clone()));
+    let trust_forwarded = web::Data::new(TrustForwarded(config.trust_forwarded));
     let apis = modules.clone();
     let app_modules = modules.clone();
 
@@ -342,7 +343,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
             .app_data(state.clone())
             .app_data(verifier.clone())
             .app_data(service_token.clone())
-            .app_data(known_routes.clone());
+            .app_data(known_routes.clone())
+            .app_data(trust_forwarded.clone());
         if let Some(api) = &apis.identity {
             app = app.app_data(web::Data::from(api.clone()));
         }

@@ -84,10 +84,20 @@ impl SigningKey {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let (key, seed) = SigningKey::generate()?;
-                write_secret(path, &seed)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                tracing::info!(path = %path.display(), kid = %key.jwk.kid, "generated a token signing key");
-                Ok(key)
+                match publish_secret(path, &seed) {
+                    Ok(()) => {
+                        tracing::info!(path = %path.display(), kid = %key.jwk.kid, "generated a token signing key");
+                        Ok(key)
+                    }
+                    // Another instance sharing the data dir generated one first: use that one.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let seed = std::fs::read_to_string(path)
+                            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                        SigningKey::from_seed_base64(&seed)
+                            .map_err(|e| format!("{}: {e}", path.display()))
+                    }
+                    Err(e) => Err(format!("cannot write {}: {e}", path.display())),
+                }
             }
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         }
@@ -106,16 +116,31 @@ impl SigningKey {
     }
 }
 
-fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+/// Writes `content` to `path` (owner-only) without ever exposing a partial file or replacing an existing
+/// one: it is written beside the target, then hard-linked into place.
+fn publish_secret(path: &Path, content: &str) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}",
+        std::process::id(),
+        uuid::Uuid::now_v7().simple()
+    ));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    std::io::Write::write_all(&mut file, content.as_bytes())
+    let written = options
+        .open(&tmp)
+        .and_then(|mut file| {
+            std::io::Write::write_all(&mut file, content.as_bytes()).and_then(|_| file.sync_all())
+        })
+        .and_then(|_| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    written
 }
 
 #[cfg(test)]
@@ -128,6 +153,26 @@ mod tests {
         let again = SigningKey::from_seed_base64(&seed)?;
         assert_eq!(key.public_jwk(), again.public_jwk());
         assert_eq!(key.public_jwk().x.len(), 43, "32 bytes in base64url");
+        Ok(())
+    }
+
+    #[test]
+    fn a_key_kept_in_the_data_dir_is_generated_once_and_reused() -> Result<(), String> {
+        let dir = std::env::temp_dir().join(format!("shop-key-{}", uuid::Uuid::now_v7().simple()));
+        let path = dir.join("jwt-signing-key");
+        let first = SigningKey::load_or_create(None, &path)?;
+        let again = SigningKey::load_or_create(None, &path)?;
+        assert_eq!(first.public_jwk(), again.public_jwk());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)
+                .map_err(|e| e.to_string())?
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "the key is readable by its owner only");
+        }
+        let _ = std::fs::remove_dir_all(dir);
         Ok(())
     }
 

@@ -101,11 +101,23 @@ impl ConnectionManager {
                     .map_err(|e| DbError::Connection(e.to_string()))?;
                 // WAL lets readers run beside the writer; the busy timeout makes writers queue instead of
                 // failing with "database is locked".
-                conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                )
-                .map_err(|e| DbError::Connection(e.to_string()))?;
+                conn.batch_execute("PRAGMA busy_timeout = 10000;")
+                    .map_err(|e| DbError::Connection(e.to_string()))?;
+                // Switching to WAL needs an exclusive lock, and SQLite may answer "locked" at once (without
+                // its busy handler) while another process opens or migrates the same new file: retry briefly.
+                let mut attempts = 0;
+                loop {
+                    match conn.batch_execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                    ) {
+                        Ok(()) => break,
+                        Err(e) if attempts < 200 && e.to_string().contains("locked") => {
+                            attempts += 1;
+                            std::thread::sleep(Duration::from_millis(25));
+                        }
+                        Err(e) => return Err(DbError::Connection(e.to_string())),
+                    }
+                }
                 Ok(DbConn::Sqlite(conn))
             }
         }

@@ -75,6 +75,11 @@ pub fn problem_response(problem: &Problem) -> HttpResponse {
     resp.body(serde_json::to_string(problem).unwrap_or_default())
 }
 
+/// Whether the client address comes from `Forwarded` / `X-Forwarded-For` (only behind a proxy that sets
+/// them) or from the TCP peer (the default: those headers are client-controlled otherwise).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrustForwarded(pub bool);
+
 /// The shared service credential that `/internal` routes require.
 #[derive(Clone)]
 pub struct ServiceToken(pub Option<String>);
@@ -100,10 +105,28 @@ fn base_context(req: &HttpRequest) -> RequestContext {
     RequestContext {
         request_id,
         traceparent: header_str(req, "traceparent").map(str::to_string),
-        client_addr: req.peer_addr().map(|a| a.ip().to_string()),
+        client_addr: client_addr(req),
         deadline: Some(Instant::now() + REQUEST_BUDGET),
         ..Default::default()
     }
+}
+
+fn client_addr(req: &HttpRequest) -> Option<String> {
+    let trust = req
+        .app_data::<web::Data<TrustForwarded>>()
+        .is_some_and(|t| t.0);
+    if trust {
+        let info = req.connection_info();
+        if let Some(addr) = info.realip_remote_addr() {
+            // `host:port` or a bare address; throttling wants the host.
+            let host = addr
+                .parse::<std::net::SocketAddr>()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_else(|_| addr.to_string());
+            return Some(host);
+        }
+    }
+    req.peer_addr().map(|a| a.ip().to_string())
 }
 
 async fn authenticate(
