@@ -50,7 +50,18 @@ impl From<AccessDenied> for IdentityError {
 #[cfg(feature = "local")]
 impl From<shop_kernel::db::DbError> for IdentityError {
     fn from(e: shop_kernel::db::DbError) -> Self {
-        IdentityError::Internal(e.to_string())
+        use shop_kernel::db::DbError;
+        match e {
+            // The database is down or saturated: the module is unavailable (503, retryable), not broken.
+            DbError::Connection(reason) => {
+                tracing::warn!(%reason, "database unavailable");
+                IdentityError::Unavailable("the database is unavailable".into())
+            }
+            DbError::UnsupportedUrl(_)
+            | DbError::Query(_)
+            | DbError::Migration(_)
+            | DbError::Task(_) => IdentityError::Internal(e.to_string()),
+        }
     }
 }
 

@@ -65,7 +65,18 @@ impl From<AccessDenied> for InventoryError {
 #[cfg(feature = "local")]
 impl From<shop_kernel::db::DbError> for InventoryError {
     fn from(e: shop_kernel::db::DbError) -> Self {
-        InventoryError::Internal(e.to_string())
+        use shop_kernel::db::DbError;
+        match e {
+            // The database is down or saturated: the module is unavailable (503, retryable), not broken.
+            DbError::Connection(reason) => {
+                tracing::warn!(%reason, "database unavailable");
+                InventoryError::Unavailable("the database is unavailable".into())
+            }
+            DbError::UnsupportedUrl(_)
+            | DbError::Query(_)
+            | DbError::Migration(_)
+            | DbError::Task(_) => InventoryError::Internal(e.to_string()),
+        }
     }
 }
 

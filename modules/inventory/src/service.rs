@@ -89,6 +89,12 @@ fn load_reservation(conn: &mut DbConn, order_id: Uuid) -> Outcome<Option<Reserva
     }))
 }
 
+/// The reservation for an order, its row locked for the rest of the transaction.
+fn load_locked(conn: &mut DbConn, order_id: Uuid) -> Outcome<Option<Reservation>> {
+    store::lock_reservation(conn, &order_id.to_string())?;
+    load_reservation(conn, order_id)
+}
+
 /// Gives back what a held reservation holds and marks it `to`.
 fn close_hold(
     conn: &mut DbConn,
@@ -125,7 +131,7 @@ impl InventoryService {
                         continue;
                     };
                     expired += write_transaction(conn, |c| -> Outcome<usize> {
-                        match load_reservation(c, order_id)? {
+                        match load_locked(c, order_id)? {
                             Some(r) if r.status == ReservationStatus::Held => {
                                 close_hold(c, &r, ReservationStatus::Expired, now)?;
                                 Ok(1)
@@ -149,12 +155,13 @@ impl InventoryService {
             .unwrap_or(chrono::Duration::minutes(15));
         self.db
             .run(move |conn| {
-                write_transaction(conn, |c| {
-                    if let Some(existing) = load_reservation(c, order_id)? {
+                // Two first reserves of one order race on the insert; the loser sees the winner's reservation.
+                retry_lost_races(conn, |c| {
+                    if let Some(existing) = load_locked(c, order_id)? {
                         return if existing.lines == lines {
                             Ok(existing)
                         } else {
-                            Err(InventoryError::ReservationConflict)
+                            Err(InventoryError::ReservationConflict.into())
                         };
                     }
                     let now = db::now();
@@ -163,7 +170,8 @@ impl InventoryService {
                             // Rolls the whole transaction back: all lines or none.
                             return Err(InventoryError::InsufficientStock {
                                 sku: line.sku.clone(),
-                            });
+                            }
+                            .into());
                         }
                     }
                     let rows: Vec<(String, i64)> =
@@ -176,8 +184,9 @@ impl InventoryService {
                         now + ttl,
                         now,
                     )?;
-                    load_reservation(c, order_id)?
-                        .ok_or_else(|| InventoryError::Internal("reservation vanished".into()))
+                    load_reservation(c, order_id)?.ok_or_else(|| {
+                        InventoryError::Internal("reservation vanished".into()).into()
+                    })
                 })
             })
             .await
@@ -315,7 +324,9 @@ impl InventoryApi for InventoryService {
         }
         match self.try_reserve(order_id, lines.clone()).await {
             // Expired holds may still count as reserved until the sweeper runs: sweep, then try once more.
-            Err(InventoryError::InsufficientStock { .. }) if self.sweep().await? > 0 => {
+            Err(InventoryError::InsufficientStock { .. })
+                if self.sweep().await.unwrap_or(0) > 0 =>
+            {
                 self.try_reserve(order_id, lines).await
             }
             other => other,
@@ -331,7 +342,7 @@ impl InventoryApi for InventoryService {
         self.db
             .run(move |conn| {
                 write_transaction(conn, |c| -> Outcome<Outcome<Reservation>> {
-                    let Some(r) = load_reservation(c, order_id)? else {
+                    let Some(r) = load_locked(c, order_id)? else {
                         return Ok(Err(InventoryError::ReservationNotFound));
                     };
                     let now = db::now();
@@ -377,10 +388,11 @@ impl InventoryApi for InventoryService {
             .unwrap_or(chrono::Duration::minutes(15));
         self.db
             .run(move |conn| {
-                write_transaction(conn, |c| {
+                // A concurrent first release or reserve may win the insert; the retry then sees it.
+                retry_lost_races(conn, |c| {
                     let now = db::now();
                     let id = order_id.to_string();
-                    match load_reservation(c, order_id)? {
+                    match load_locked(c, order_id)? {
                         // A tombstone: a reserve for this order arriving late must not hold stock.
                         None => store::insert_reservation(c, &id, "released", &[], now + ttl, now)?,
                         Some(r) if r.status == ReservationStatus::Held => {
@@ -395,7 +407,10 @@ impl InventoryApi for InventoryService {
                         }
                         Some(_) => {}
                     }
-                    load_reservation(c, order_id)?.ok_or(InventoryError::ReservationNotFound)
+                    Ok(
+                        load_reservation(c, order_id)?
+                            .ok_or(InventoryError::ReservationNotFound)?,
+                    )
                 })
             })
             .await

@@ -246,6 +246,16 @@ pub fn insert_reservation(
     Ok(())
 }
 
+/// Locks a reservation's row until the transaction ends (a no-op update: PostgreSQL takes the row lock,
+/// SQLite already holds the database write lock), so concurrent commit, release and expiry of one order
+/// take turns. Returns rows touched (0: no such reservation yet).
+pub fn lock_reservation(conn: &mut DbConn, order_id: &str) -> QueryResult<usize> {
+    use inventory_reservations::dsl as r;
+    diesel::update(r::inventory_reservations.filter(r::order_id.eq(order_id)))
+        .set(r::updated_at.eq(r::updated_at))
+        .execute(conn)
+}
+
 /// Moves a reservation from one status to another; returns rows changed (0: it was not in `from`).
 pub fn transition(
     conn: &mut DbConn,

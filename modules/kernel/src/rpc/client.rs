@@ -58,24 +58,30 @@ struct Breaker {
 }
 
 impl Breaker {
-    fn is_open(&self) -> bool {
-        match self.open_until.lock() {
-            Ok(mut guard) => match *guard {
-                Some(until) if Instant::now() < until => true,
-                Some(_) => {
-                    // Half-open: let calls through; the next failure re-opens at once.
-                    *guard = None;
-                    false
-                }
-                None => false,
-            },
-            Err(_) => false,
+    /// True when the call must fail fast.
+    fn is_open(&self, cooldown: Duration) -> bool {
+        let Ok(mut guard) = self.open_until.lock() else {
+            return false;
+        };
+        match *guard {
+            None => false,
+            Some(until) if Instant::now() < until => true,
+            // Half-open: this call is the probe. The circuit re-arms at once, so everyone else keeps
+            // failing fast until the probe succeeds (closing it) or another cooldown passes (a probe that
+            // never reports back, e.g. cancelled, cannot wedge it).
+            Some(_) => {
+                *guard = Some(Instant::now() + cooldown);
+                false
+            }
         }
     }
 
     fn record(&self, ok: bool, threshold: u32, cooldown: Duration) {
         if ok {
             self.consecutive_failures.store(0, Ordering::Relaxed);
+            if let Ok(mut guard) = self.open_until.lock() {
+                *guard = None;
+            }
             return;
         }
         let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
@@ -147,14 +153,14 @@ impl RpcClient {
         };
         let mut attempt = 0u32;
         loop {
-            if self.breaker.is_open() {
-                return Err(E::unavailable(format!(
-                    "{module} is unavailable (circuit open after repeated failures)"
-                )));
-            }
             let left = budget.saturating_sub(started.elapsed());
             if left.is_zero() {
                 return Err(E::unavailable(format!("{module} did not answer in time")));
+            }
+            if self.breaker.is_open(self.config.breaker_cooldown) {
+                return Err(E::unavailable(format!(
+                    "{module} is unavailable (circuit open after repeated failures)"
+                )));
             }
             let timeout = left.min(self.config.attempt_timeout);
             let mut req = self
@@ -163,7 +169,8 @@ impl RpcClient {
                 .timeout(timeout)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(REQUEST_ID_HEADER, &ctx.request_id)
-                .header(DEADLINE_HEADER, left.as_millis().to_string())
+                // The server may stop waiting when this attempt does; a retry brings its own budget.
+                .header(DEADLINE_HEADER, timeout.as_millis().to_string())
                 .body(body.clone());
             if let Some(token) = &self.config.service_token {
                 req = req.header(SERVICE_TOKEN_HEADER, token);
@@ -259,7 +266,9 @@ impl RpcClient {
                 Attempt::Retry(problem.detail_or_empty(), retry_after, false)
             }
             Ok(problem) => {
-                self.breaker.record(true, threshold, cooldown);
+                // A business error means the service works; a 5xx means it does not.
+                self.breaker
+                    .record(problem.status < 500, threshold, cooldown);
                 Attempt::Done(Err(E::from_problem(problem)))
             }
             // Not a problem document: a proxy or a server that is not shop answered.
@@ -278,12 +287,7 @@ impl RpcClient {
 
     /// `GET <base>/<path>` decoded as JSON, with the same timeouts (for JWKS and health checks).
     pub async fn get_json<R: DeserializeOwned>(&self, path: &str) -> Result<R, String> {
-        if self.breaker.is_open() {
-            return Err(format!(
-                "{} is unavailable (circuit open)",
-                self.config.base_url
-            ));
-        }
+        // Not through the breaker: health checks must see the real state.
         let url = format!("{}{path}", self.config.base_url);
         let resp = self
             .http
@@ -332,20 +336,26 @@ mod tests {
     }
 
     #[test]
-    fn the_breaker_opens_after_the_threshold_and_half_opens_after_the_cooldown() {
+    fn the_breaker_opens_after_the_threshold_and_half_opens_for_one_probe() {
+        let cool = Duration::from_millis(30);
         let b = Breaker::default();
         for _ in 0..2 {
-            b.record(false, 3, Duration::from_millis(30));
+            b.record(false, 3, cool);
         }
-        assert!(!b.is_open());
-        b.record(false, 3, Duration::from_millis(30));
-        assert!(b.is_open());
+        assert!(!b.is_open(cool));
+        b.record(false, 3, cool);
+        assert!(b.is_open(cool));
         std::thread::sleep(Duration::from_millis(40));
-        assert!(!b.is_open());
-        b.record(false, 3, Duration::from_millis(30));
+        assert!(!b.is_open(cool), "the probe goes through");
+        assert!(b.is_open(cool), "but only the probe");
+        b.record(false, 3, cool);
+        assert!(b.is_open(cool), "a failed probe re-opens the circuit");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!b.is_open(cool));
+        b.record(true, 3, cool);
         assert!(
-            b.is_open(),
-            "one failure while half-open re-opens the circuit"
+            !b.is_open(cool) && !b.is_open(cool),
+            "a successful probe closes it"
         );
     }
 }
