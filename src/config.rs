@@ -113,8 +113,8 @@ pub struct Config {
     pub db_pool_size: u32,
     /// `SHOP_REMOTE_TIMEOUT_MS` (default 5000): per attempt of a call to a remote module.
     pub remote_timeout: Duration,
-    /// `SHOP_TRUST_FORWARDED` (default false): take the client address from `Forwarded` /
-    /// `X-Forwarded-For`; only behind a proxy that sets them.
+    /// `SHOP_TRUST_FORWARDED` (default false): take the client address from the last `X-Forwarded-For`
+    /// entry; only behind one proxy that appends it.
     pub trust_forwarded: bool,
     /// `SHOP_WORKERS`: HTTP worker threads (default: one per core).
     pub workers: Option<usize>,

@@ -256,3 +256,38 @@ async fn listing_pages_with_an_opaque_cursor() {
         .await
         .assert_problem(422, "validation_failed");
 }
+
+#[tokio::test]
+async fn control_characters_are_refused_not_stored() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let r = app
+        .post(
+            "/api/v1/products",
+            Some(&admin),
+            json!({ "sku": "A", "name": "nul\u{0}", "description": "nul\u{0}", "price": { "amount_minor": 1, "currency": "EUR" } }),
+        )
+        .await;
+    r.assert_problem(422, "validation_failed");
+    assert_eq!(r.fields(), vec!["description", "name"]);
+    let ok = app
+        .post(
+            "/api/v1/products",
+            Some(&admin),
+            json!({ "sku": "B", "name": "Mug", "description": "two\nlines", "price": { "amount_minor": 1, "currency": "EUR" } }),
+        )
+        .await;
+    assert_eq!(
+        ok.status,
+        StatusCode::CREATED,
+        "line breaks are fine in descriptions: {}",
+        ok.body
+    );
+    app.get("/api/v1/products?q=%00", None)
+        .await
+        .assert_problem(422, "validation_failed");
+    // "AA" is a well-formed cursor of a NUL byte: not one this list made.
+    app.get("/api/v1/products?cursor=AA", None)
+        .await
+        .assert_problem(422, "validation_failed");
+}

@@ -71,6 +71,27 @@ async fn registration_lists_every_invalid_field() {
 }
 
 #[tokio::test]
+async fn control_characters_in_identity_input_are_4xx_on_every_database() {
+    let app = spawn_app().await;
+    let r = app
+        .post(
+            "/api/v1/users",
+            None,
+            json!({ "email": "nul\u{0}@example.com", "password": "a-long-password", "display_name": "x\u{0}" }),
+        )
+        .await;
+    r.assert_problem(422, "validation_failed");
+    assert_eq!(r.fields(), vec!["display_name", "email"]);
+    app.post(
+        "/api/v1/auth/token",
+        None,
+        json!({ "email": "a\u{0}@example.com", "password": "whatever-password" }),
+    )
+    .await
+    .assert_problem(401, "invalid_credentials");
+}
+
+#[tokio::test]
 async fn a_token_is_issued_for_valid_credentials_and_opens_users_me() {
     let app = spawn_app().await;
     app.customer("carol@example.com").await;

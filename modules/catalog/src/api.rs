@@ -37,12 +37,18 @@ pub struct NewProduct {
     #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub sku: String,
     /// 1–200 characters.
-    #[validate(length(min = 1, max = 200, message = "must be 1-200 characters"))]
+    #[validate(
+        length(min = 1, max = 200, message = "must be 1-200 characters"),
+        custom(function = "shop_kernel::validation::validate_single_line")
+    )]
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// 0–5000 characters.
     #[serde(default)]
-    #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
+    #[validate(
+        length(max = 5000, message = "must be at most 5000 characters"),
+        custom(function = "shop_kernel::validation::validate_text")
+    )]
     #[schema(max_length = 5000)]
     pub description: String,
     /// Unit price; amount ≥ 0, in the shop currency.
@@ -54,11 +60,17 @@ pub struct NewProduct {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate)]
 pub struct ProductPatch {
     /// New name, 1–200 characters.
-    #[validate(length(min = 1, max = 200, message = "must be 1-200 characters"))]
+    #[validate(
+        length(min = 1, max = 200, message = "must be 1-200 characters"),
+        custom(function = "shop_kernel::validation::validate_single_line")
+    )]
     #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// New description, 0–5000 characters.
-    #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
+    #[validate(
+        length(max = 5000, message = "must be at most 5000 characters"),
+        custom(function = "shop_kernel::validation::validate_text")
+    )]
     #[schema(max_length = 5000)]
     pub description: Option<String>,
     /// New unit price.

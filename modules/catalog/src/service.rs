@@ -88,7 +88,8 @@ impl CatalogApi for CatalogService {
         }
         let after = match &query.cursor {
             None => None,
-            Some(c) => match decode_cursor(c) {
+            // A cursor is the id of a page's last product; anything else was not made by this list.
+            Some(c) => match decode_cursor(c).filter(|id| Uuid::parse_str(id).is_ok()) {
                 Some(id) => Some(id),
                 None => {
                     errors.push(FieldError::new("cursor", "is not a cursor from this list"));
@@ -99,6 +100,9 @@ impl CatalogApi for CatalogService {
         let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
         if q.is_some_and(|q| q.chars().count() > 100) {
             errors.push(FieldError::new("q", "must be at most 100 characters"));
+        }
+        if q.is_some_and(|q| q.chars().any(char::is_control)) {
+            errors.push(FieldError::new("q", "must not contain control characters"));
         }
         let (Some(limit), true) = (limit, errors.is_empty()) else {
             return Err(CatalogError::Validation(errors));

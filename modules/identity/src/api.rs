@@ -39,7 +39,10 @@ pub struct NewUser {
     #[schema(min_length = 12, max_length = 128)]
     pub password: String,
     /// 1–100 characters.
-    #[validate(length(min = 1, max = 100, message = "must be 1-100 characters"))]
+    #[validate(
+        length(min = 1, max = 100, message = "must be 1-100 characters"),
+        custom(function = "shop_kernel::validation::validate_single_line")
+    )]
     #[schema(min_length = 1, max_length = 100)]
     pub display_name: String,
 }

@@ -197,14 +197,20 @@ impl IdentityApi for IdentityService {
     ) -> Outcome<AccessToken> {
         let email = normalize_email(&credentials.email);
         let client = ctx.client_addr.as_deref();
-        if let Some(retry_after) = self.throttle.check(&email, client) {
-            return Err(IdentityError::Throttled { retry_after });
-        }
-        let lookup = email.clone();
-        let row = self
-            .db
-            .run(move |conn| store::by_email(conn, &lookup).map_err(IdentityError::from))
-            .await?;
+        let attempt = self
+            .throttle
+            .admit(&email, client)
+            .map_err(|retry_after| IdentityError::Throttled { retry_after })?;
+        // An email no account can have is not looked up (PostgreSQL cannot even store a NUL), but it still
+        // costs a hash and counts as a failure, like any unknown email.
+        let row = if email.len() <= 254 && !email.chars().any(char::is_control) {
+            let lookup = email.clone();
+            self.db
+                .run(move |conn| store::by_email(conn, &lookup).map_err(IdentityError::from))
+                .await?
+        } else {
+            None
+        };
         let ok = self
             .verify(
                 credentials.password,
@@ -213,12 +219,10 @@ impl IdentityApi for IdentityService {
             .await?;
         let row = match row {
             Some(row) if ok => row,
-            _ => {
-                self.throttle.fail(&email, client);
-                return Err(IdentityError::InvalidCredentials);
-            }
+            // The admitted attempt stays on record as a failure.
+            _ => return Err(IdentityError::InvalidCredentials),
         };
-        self.throttle.succeed(&email);
+        self.throttle.succeeded(&email, client, attempt);
         let now = now_secs();
         let ttl = self.config.token_ttl.as_secs();
         let claims = Claims {

@@ -25,83 +25,101 @@ impl Default for ThrottleConfig {
     }
 }
 
-/// In-memory failure log. Per process: several instances each apply the limits on their own.
+/// In-memory attempt log. Per process: several instances each apply the limits on their own.
 #[derive(Debug)]
 pub struct Throttle {
     config: ThrottleConfig,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    attempts: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
-/// Bounds memory under a spray of distinct keys: past this many keys, idle ones are dropped.
+/// Bounds memory under a spray of distinct keys.
 const MAX_KEYS: usize = 100_000;
+
+/// Longest email kept as a key (longer ones cannot be accounts anyway).
+const MAX_EMAIL_KEY: usize = 254;
 
 impl Throttle {
     /// A throttle with these limits.
     pub fn new(config: ThrottleConfig) -> Self {
         Throttle {
             config,
-            failures: Mutex::new(HashMap::new()),
+            attempts: Mutex::new(HashMap::new()),
         }
     }
 
-    fn keys(email: &str, client: Option<&str>) -> [(String, u32); 2] {
-        [
-            (format!("account:{email}"), 0),
-            (format!("client:{}", client.unwrap_or("unknown")), 1),
-        ]
+    fn account_key(email: &str) -> String {
+        let email: String = email.chars().take(MAX_EMAIL_KEY).collect();
+        format!("account:{email}")
     }
 
-    /// `Some(seconds)` when the account or the client must wait before trying again.
-    pub fn check(&self, email: &str, client: Option<&str>) -> Option<u64> {
+    fn client_key(client: Option<&str>) -> String {
+        format!("client:{}", client.unwrap_or("unknown"))
+    }
+
+    /// Admits a sign-in attempt, or says how many seconds the account or client must wait. An admitted
+    /// attempt counts as failed until [`Throttle::succeeded`] says otherwise, so parallel guesses cannot
+    /// outrun the limit while their passwords are being checked.
+    pub fn admit(&self, email: &str, client: Option<&str>) -> Result<Instant, u64> {
         let now = Instant::now();
-        let mut map = self.failures.lock().ok()?;
+        let Ok(mut map) = self.attempts.lock() else {
+            return Ok(now);
+        };
+        let window = self.config.window;
+        let keys = [
+            (Self::account_key(email), self.config.per_account as usize),
+            (Self::client_key(client), self.config.per_client as usize),
+        ];
         let mut wait: Option<Duration> = None;
-        for (key, kind) in Self::keys(email, client) {
-            let limit = if kind == 0 {
-                self.config.per_account
-            } else {
-                self.config.per_client
-            } as usize;
-            if let Some(log) = map.get_mut(&key) {
+        for (key, limit) in &keys {
+            if let Some(log) = map.get_mut(key) {
                 while log
                     .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.config.window)
+                    .is_some_and(|t| now.duration_since(*t) >= window)
                 {
                     log.pop_front();
                 }
-                if log.len() >= limit {
-                    // Wait until enough failures have left the window to allow one more attempt.
+                if log.len() >= *limit {
+                    // Wait until enough attempts have left the window to allow one more.
                     let oldest_blocking = log[log.len() - limit];
-                    let left = self
-                        .config
-                        .window
-                        .saturating_sub(now.duration_since(oldest_blocking));
+                    let left = window.saturating_sub(now.duration_since(oldest_blocking));
                     wait = Some(wait.map_or(left, |w| w.max(left)));
                 }
             }
         }
-        wait.map(|w| w.as_secs().max(1))
-    }
-
-    /// Records a failed attempt.
-    pub fn fail(&self, email: &str, client: Option<&str>) {
-        let now = Instant::now();
-        let Ok(mut map) = self.failures.lock() else {
-            return;
-        };
-        if map.len() > MAX_KEYS {
-            let window = self.config.window;
-            map.retain(|_, log| log.back().is_some_and(|t| now.duration_since(*t) < window));
+        if let Some(w) = wait {
+            return Err(w.as_secs().max(1));
         }
-        for (key, _) in Self::keys(email, client) {
+        if map.len() > MAX_KEYS {
+            Self::shrink(&mut map, now, window);
+        }
+        for (key, _) in keys {
             map.entry(key).or_default().push_back(now);
         }
+        Ok(now)
     }
 
-    /// A successful sign-in clears the account's failures (not the client's).
-    pub fn succeed(&self, email: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(&format!("account:{email}"));
+    /// Drops idle keys; if a spray of distinct keys keeps the map full, drops the least recent half.
+    fn shrink(map: &mut HashMap<String, VecDeque<Instant>>, now: Instant, window: Duration) {
+        map.retain(|_, log| log.back().is_some_and(|t| now.duration_since(*t) < window));
+        if map.len() > MAX_KEYS / 2 {
+            let mut last: Vec<Instant> =
+                map.values().filter_map(|log| log.back().copied()).collect();
+            last.sort_unstable();
+            let cutoff = last[last.len() / 2];
+            map.retain(|_, log| log.back().is_some_and(|t| *t >= cutoff));
+        }
+    }
+
+    /// The attempt admitted at `at` succeeded: the account's record is cleared and the attempt no longer
+    /// counts against the client.
+    pub fn succeeded(&self, email: &str, client: Option<&str>, at: Instant) {
+        if let Ok(mut map) = self.attempts.lock() {
+            map.remove(&Self::account_key(email));
+            if let Some(log) = map.get_mut(&Self::client_key(client))
+                && let Some(pos) = log.iter().position(|t| *t == at)
+            {
+                log.remove(pos);
+            }
         }
     }
 }
@@ -122,39 +140,56 @@ mod tests {
     fn an_account_is_throttled_after_its_failures_and_freed_by_success() {
         let t = throttle(3, 100);
         for _ in 0..3 {
-            assert_eq!(t.check("a@x.io", Some("1.1.1.1")), None);
-            t.fail("a@x.io", Some("1.1.1.1"));
+            assert!(t.admit("a@x.io", Some("1.1.1.1")).is_ok());
         }
-        let wait = t.check("a@x.io", Some("2.2.2.2"));
-        assert!(wait.is_some_and(|s| (1..=60).contains(&s)), "{wait:?}");
-        assert_eq!(
-            t.check("b@x.io", Some("1.1.1.1")),
-            None,
+        let wait = t.admit("a@x.io", Some("2.2.2.2"));
+        assert!(matches!(wait, Err(s) if (1..=60).contains(&s)), "{wait:?}");
+        assert!(
+            t.admit("b@x.io", Some("1.1.1.1")).is_ok(),
             "other accounts are not affected"
         );
-        t.succeed("a@x.io");
-        assert_eq!(t.check("a@x.io", Some("1.1.1.1")), None);
+    }
+
+    #[test]
+    fn successes_do_not_count() {
+        let t = throttle(2, 2);
+        for _ in 0..10 {
+            let at = t
+                .admit("a@x.io", Some("1.1.1.1"))
+                .unwrap_or_else(|_| Instant::now());
+            t.succeeded("a@x.io", Some("1.1.1.1"), at);
+        }
+        assert!(t.admit("a@x.io", Some("1.1.1.1")).is_ok());
+    }
+
+    #[test]
+    fn attempts_in_flight_count_so_parallel_guesses_cannot_outrun_the_limit() {
+        let t = throttle(5, 100);
+        let admitted = (0..50)
+            .filter(|_| t.admit("a@x.io", Some("1.1.1.1")).is_ok())
+            .count();
+        assert_eq!(admitted, 5);
     }
 
     #[test]
     fn a_client_is_throttled_across_accounts() {
         let t = throttle(100, 2);
-        t.fail("a@x.io", Some("9.9.9.9"));
-        t.fail("b@x.io", Some("9.9.9.9"));
-        assert!(t.check("c@x.io", Some("9.9.9.9")).is_some());
-        assert_eq!(t.check("c@x.io", Some("8.8.8.8")), None);
+        assert!(t.admit("a@x.io", Some("9.9.9.9")).is_ok());
+        assert!(t.admit("b@x.io", Some("9.9.9.9")).is_ok());
+        assert!(t.admit("c@x.io", Some("9.9.9.9")).is_err());
+        assert!(t.admit("c@x.io", Some("8.8.8.8")).is_ok());
     }
 
     #[test]
-    fn failures_leave_the_window() {
+    fn attempts_leave_the_window() {
         let t = Throttle::new(ThrottleConfig {
             per_account: 1,
             per_client: 100,
             window: Duration::from_millis(30),
         });
-        t.fail("a@x.io", None);
-        assert!(t.check("a@x.io", None).is_some());
+        assert!(t.admit("a@x.io", None).is_ok());
+        assert!(t.admit("a@x.io", None).is_err());
         std::thread::sleep(Duration::from_millis(40));
-        assert_eq!(t.check("a@x.io", None), None);
+        assert!(t.admit("a@x.io", None).is_ok());
     }
 }

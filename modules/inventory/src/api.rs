@@ -44,7 +44,10 @@ pub struct Adjustment {
     #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
     pub delta: i64,
     /// Why the stock changed (recount, damage, delivery...), 1–200 characters.
-    #[validate(length(min = 1, max = 200, message = "must be 1-200 characters"))]
+    #[validate(
+        length(min = 1, max = 200, message = "must be 1-200 characters"),
+        custom(function = "shop_kernel::validation::validate_text")
+    )]
     #[schema(min_length = 1, max_length = 200)]
     pub reason: String,
 }

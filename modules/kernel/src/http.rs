@@ -75,8 +75,8 @@ pub fn problem_response(problem: &Problem) -> HttpResponse {
     resp.body(serde_json::to_string(problem).unwrap_or_default())
 }
 
-/// Whether the client address comes from `Forwarded` / `X-Forwarded-For` (only behind a proxy that sets
-/// them) or from the TCP peer (the default: those headers are client-controlled otherwise).
+/// Whether the client address comes from the last `X-Forwarded-For` entry (only behind exactly one proxy
+/// that appends it) or from the TCP peer (the default: the header is client-controlled otherwise).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TrustForwarded(pub bool);
 
@@ -116,14 +116,20 @@ fn client_addr(req: &HttpRequest) -> Option<String> {
         .app_data::<web::Data<TrustForwarded>>()
         .is_some_and(|t| t.0);
     if trust {
-        let info = req.connection_info();
-        if let Some(addr) = info.realip_remote_addr() {
-            // `host:port` or a bare address; throttling wants the host.
-            let host = addr
-                .parse::<std::net::SocketAddr>()
-                .map(|a| a.ip().to_string())
-                .unwrap_or_else(|_| addr.to_string());
-            return Some(host);
+        // The rightmost entry is the one our proxy appended; anything left of it is what the client claimed.
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|a| !a.is_empty());
+        if let Some(addr) = forwarded {
+            return Some(
+                addr.parse::<std::net::SocketAddr>()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_else(|_| addr.to_string()),
+            );
         }
     }
     req.peer_addr().map(|a| a.ip().to_string())

@@ -63,9 +63,42 @@ pub fn validate_sku(sku: &str) -> Result<(), validator::ValidationError> {
     }
 }
 
+/// `validator` rule for one-line text (names): no control characters at all.
+pub fn validate_single_line(text: &str) -> Result<(), validator::ValidationError> {
+    if text.chars().any(char::is_control) {
+        Err(validator::ValidationError::new("single_line")
+            .with_message("must not contain control characters".into()))
+    } else {
+        Ok(())
+    }
+}
+
+/// `validator` rule for free text: line breaks and tabs are fine, other control characters (NUL, which
+/// PostgreSQL cannot store, above all) are not.
+pub fn validate_text(text: &str) -> Result<(), validator::ValidationError> {
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        Err(validator::ValidationError::new("text").with_message(
+            "must not contain control characters other than line breaks and tabs".into(),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_rules_refuse_nul_and_names_refuse_every_control_character() {
+        assert!(validate_text("two\nlines\tand a tab").is_ok());
+        assert!(validate_text("nul\0").is_err());
+        assert!(validate_single_line("Blue mug").is_ok());
+        assert!(validate_single_line("two\nlines").is_err());
+    }
 
     #[test]
     fn skus_allow_only_the_documented_alphabet() {
