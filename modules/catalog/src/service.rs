@@ -209,6 +209,7 @@ impl CatalogApi for CatalogService {
             .db
             .run(move |conn| {
                 write_transaction(conn, |c| -> Outcome<ProductRow> {
+                    store::lock(c, &id.to_string())?;
                     let mut row =
                         store::by_id(c, &id.to_string())?.ok_or(CatalogError::NotFound)?;
                     if let Some(name) = patch.name {

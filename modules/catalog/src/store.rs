@@ -97,6 +97,16 @@ pub fn update(conn: &mut DbConn, row: &ProductRow) -> QueryResult<usize> {
         .execute(conn)
 }
 
+/// Locks a product's row until the transaction ends (a no-op update: PostgreSQL takes the row lock, SQLite
+/// already holds the write lock), so concurrent patches apply one after the other instead of overwriting
+/// each other. Returns rows touched (0: no such product).
+pub fn lock(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
+    use catalog_products::dsl as p;
+    diesel::update(p::catalog_products.filter(p::id.eq(id)))
+        .set(p::updated_at.eq(p::updated_at))
+        .execute(conn)
+}
+
 pub fn by_id(conn: &mut DbConn, id: &str) -> QueryResult<Option<ProductRow>> {
     use catalog_products::dsl as p;
     p::catalog_products

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use tokio::sync::RwLock;
+use tokio::sync::{Mutex, RwLock};
 use uuid::Uuid;
 
 use crate::context::{Role, UserCaller};
@@ -52,6 +52,8 @@ pub struct TokenVerifier {
     source: Arc<dyn KeySource>,
     rules: TokenRules,
     cache: RwLock<KeyCache>,
+    /// Single flight: one fetch at a time, and never while holding the cache lock.
+    refresh: Mutex<()>,
     max_age: Duration,
     min_refetch: Duration,
 }
@@ -63,6 +65,7 @@ impl TokenVerifier {
         TokenVerifier {
             source,
             rules,
+            refresh: Mutex::new(()),
             cache: RwLock::new(KeyCache {
                 keys: HashMap::new(),
                 fetched_at: None,
@@ -100,31 +103,55 @@ impl TokenVerifier {
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, TokenError> {
+        let cached = {
+            let cache = self.cache.read().await;
+            let fresh = cache.fetched_at.is_some_and(|t| t.elapsed() < self.max_age);
+            match cache.keys.get(kid) {
+                Some(k) if fresh => return Ok(k.clone()),
+                other => other.cloned(),
+            }
+        };
+        // A known but stale key keeps working while someone else refreshes; an unknown kid waits for the
+        // refresh in flight (it may bring the key).
+        let _flight = match &cached {
+            Some(key) => match self.refresh.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return Ok(key.clone()),
+            },
+            None => self.refresh.lock().await,
+        };
         {
             let cache = self.cache.read().await;
             let fresh = cache.fetched_at.is_some_and(|t| t.elapsed() < self.max_age);
-            if let Some(k) = cache.keys.get(kid).filter(|_| fresh) {
+            let key = cache.keys.get(kid);
+            if let Some(k) = key.filter(|_| fresh) {
                 return Ok(k.clone());
             }
-        }
-        let mut cache = self.cache.write().await;
-        // Another task may have refreshed while we waited; an unknown kid must not trigger a fetch storm.
-        let recently = cache
-            .attempted_at
-            .is_some_and(|t| t.elapsed() < self.min_refetch);
-        if !recently {
-            cache.attempted_at = Some(Instant::now());
-            match self.source.fetch_jwks().await {
-                Ok(jwks) => {
-                    cache.keys = decoding_keys(&jwks);
-                    cache.fetched_at = Some(Instant::now());
-                }
-                // Keep serving the keys we have if identity is briefly unreachable.
-                Err(e) if cache.keys.is_empty() => return Err(TokenError::KeysUnavailable(e)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not refresh token keys; using cached keys")
-                }
+            // Attempts are rate-limited: tokens with invented kids cannot make us hammer identity.
+            if cache
+                .attempted_at
+                .is_some_and(|t| t.elapsed() < self.min_refetch)
+            {
+                return match key {
+                    Some(k) => Ok(k.clone()),
+                    None if cache.keys.is_empty() => Err(TokenError::KeysUnavailable(
+                        "the last attempt to fetch them failed".into(),
+                    )),
+                    None => Err(TokenError::Invalid("unknown kid".into())),
+                };
             }
+        }
+        let fetched = self.source.fetch_jwks().await;
+        let mut cache = self.cache.write().await;
+        cache.attempted_at = Some(Instant::now());
+        match fetched {
+            Ok(jwks) => {
+                cache.keys = decoding_keys(&jwks);
+                cache.fetched_at = cache.attempted_at;
+            }
+            // Keep serving the keys we have if identity is briefly unreachable.
+            Err(e) if cache.keys.is_empty() => return Err(TokenError::KeysUnavailable(e)),
+            Err(e) => tracing::warn!(error = %e, "could not refresh token keys; using cached keys"),
         }
         cache
             .keys
