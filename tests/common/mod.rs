@@ -36,6 +36,11 @@ impl TestDb {
             .filter(|u| !u.is_empty())
         {
             Some(admin_url) => {
+                let admin_url = if admin_url.contains('?') {
+                    admin_url
+                } else {
+                    format!("{admin_url}?sslmode=disable")
+                };
                 let name = format!("shop_test_{}", uuid::Uuid::now_v7().simple());
                 let mut conn = PgConnection::establish(&admin_url)
                     .unwrap_or_else(|e| panic!("SHOP_TEST_POSTGRES_URL: cannot connect: {e}"));
@@ -47,7 +52,9 @@ impl TestDb {
                     .map(|(b, _)| b)
                     .unwrap_or(&admin_url);
                 TestDb {
-                    url: format!("{base}/{name}"),
+                    // Loopback needs no TLS, and libpq without OpenSSL has no exit-time cleanup to race
+                    // the servers' threads when a test process ends.
+                    url: format!("{base}/{name}?sslmode=disable"),
                     dir,
                     pg: Some((admin_url.clone(), name)),
                 }

@@ -176,7 +176,9 @@ impl Database {
         manager.establish()?;
         let pool = r2d2::Pool::builder()
             .max_size(max_connections)
-            .min_idle(Some(1))
+            // No background replenishing: connections are opened on demand, so no pool thread is left
+            // connecting while a database goes away or the process exits.
+            .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(|e| DbError::Connection(e.to_string()))?;
