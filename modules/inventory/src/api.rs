@@ -141,7 +141,8 @@ shop_kernel::contract! {
         Once fn adjust_stock(sku: String, adjustment: Adjustment, idempotency_key: Option<String>) -> StockLevels;
 
         /// Holds every line for `order_id`, or nothing if any line lacks stock; modules only.
-        /// Idempotent by order id: repeating it returns the existing reservation.
+        /// Idempotent by order id: repeating it returns the existing reservation whatever its status, so a
+        /// caller retrying after a long pause checks `status` (it may have expired or been released).
         Idempotent fn reserve(order_id: Uuid, lines: Vec<ReservationLine>) -> Reservation;
 
         /// Turns a held reservation into a sale (units leave on hand); modules only. Idempotent.
