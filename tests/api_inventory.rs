@@ -14,26 +14,14 @@ async fn stock_exists_once_an_admin_sets_it() {
     app.get("/api/v1/inventory/MUG-1", None)
         .await
         .assert_problem(404, "not_found");
-    let r = app
-        .put(
-            "/api/v1/inventory/MUG-1",
-            Some(&admin),
-            json!({ "on_hand": 10 }),
-        )
-        .await;
+    let r = app.set_stock(&admin, "MUG-1", 10).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(
         r.body,
         json!({ "sku": "MUG-1", "on_hand": 10, "reserved": 0, "available": 10 })
     );
     assert_eq!(app.get("/api/v1/inventory/MUG-1", None).await.body, r.body);
-    let r = app
-        .put(
-            "/api/v1/inventory/MUG-1",
-            Some(&admin),
-            json!({ "on_hand": 3 }),
-        )
-        .await;
+    let r = app.set_stock(&admin, "MUG-1", 3).await;
     assert_eq!(r.body["on_hand"], 3);
 }
 
@@ -44,20 +32,12 @@ async fn only_admins_change_stock() {
     app.put("/api/v1/inventory/A", None, json!({ "on_hand": 1 }))
         .await
         .assert_problem(401, "unauthenticated");
-    app.put(
-        "/api/v1/inventory/A",
-        Some(&customer),
-        json!({ "on_hand": 1 }),
-    )
-    .await
-    .assert_problem(403, "forbidden");
-    app.post(
-        "/api/v1/inventory/A/adjustments",
-        Some(&customer),
-        json!({ "delta": 1, "reason": "x" }),
-    )
-    .await
-    .assert_problem(403, "forbidden");
+    app.set_stock(&customer, "A", 1)
+        .await
+        .assert_problem(403, "forbidden");
+    app.adjust(&customer, "A", 1, "x", None)
+        .await
+        .assert_problem(403, "forbidden");
     app.post(
         "/api/v1/inventory/A/adjustments",
         None,
@@ -96,19 +76,8 @@ async fn stock_input_is_validated() {
     )
     .await
     .assert_problem(422, "validation_failed");
-    app.put(
-        "/api/v1/inventory/MUG-1",
-        Some(&admin),
-        json!({ "on_hand": 1 }),
-    )
-    .await;
-    let r = app
-        .post(
-            "/api/v1/inventory/MUG-1/adjustments",
-            Some(&admin),
-            json!({ "delta": 0, "reason": "" }),
-        )
-        .await;
+    app.set_stock(&admin, "MUG-1", 1).await;
+    let r = app.adjust(&admin, "MUG-1", 0, "", None).await;
     r.assert_problem(422, "validation_failed");
     assert_eq!(r.fields(), vec!["delta", "reason"]);
 }
@@ -117,28 +86,11 @@ async fn stock_input_is_validated() {
 async fn adjustments_move_stock_but_never_below_zero() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    app.put(
-        "/api/v1/inventory/MUG-1",
-        Some(&admin),
-        json!({ "on_hand": 5 }),
-    )
-    .await;
-    let r = app
-        .post(
-            "/api/v1/inventory/MUG-1/adjustments",
-            Some(&admin),
-            json!({ "delta": 3, "reason": "delivery" }),
-        )
-        .await;
+    app.set_stock(&admin, "MUG-1", 5).await;
+    let r = app.adjust(&admin, "MUG-1", 3, "delivery", None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["on_hand"], 8);
-    let r = app
-        .post(
-            "/api/v1/inventory/MUG-1/adjustments",
-            Some(&admin),
-            json!({ "delta": -9, "reason": "damage" }),
-        )
-        .await;
+    let r = app.adjust(&admin, "MUG-1", -9, "damage", None).await;
     r.assert_problem(409, "insufficient_stock");
     assert_eq!(r.body["sku"], "MUG-1");
     assert_eq!(
@@ -146,39 +98,18 @@ async fn adjustments_move_stock_but_never_below_zero() {
         8,
         "nothing half-written"
     );
-    app.post(
-        "/api/v1/inventory/NOPE/adjustments",
-        Some(&admin),
-        json!({ "delta": 1, "reason": "x" }),
-    )
-    .await
-    .assert_problem(404, "not_found");
+    app.adjust(&admin, "NOPE", 1, "x", None)
+        .await
+        .assert_problem(404, "not_found");
 }
 
 #[tokio::test]
 async fn an_idempotency_key_replays_the_first_outcome() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    app.put(
-        "/api/v1/inventory/MUG-1",
-        Some(&admin),
-        json!({ "on_hand": 5 }),
-    )
-    .await;
-    let adjust = |delta: i64, key: &'static str| {
-        let admin = admin.clone();
-        let app = &app;
-        async move {
-            app.request_with(
-                Method::POST,
-                "/api/v1/inventory/MUG-1/adjustments",
-                Some(&admin),
-                Some(json!({ "delta": delta, "reason": "recount" })),
-                &[("idempotency-key", key)],
-            )
-            .await
-        }
-    };
+    app.set_stock(&admin, "MUG-1", 5).await;
+    let adjust =
+        |delta: i64, key: &'static str| app.adjust(&admin, "MUG-1", delta, "recount", Some(key));
     let first = adjust(-2, "key-1").await;
     assert_eq!(first.body["on_hand"], 3);
     let again = adjust(-2, "key-1").await;
@@ -195,38 +126,21 @@ async fn an_idempotency_key_replays_the_first_outcome() {
     adjust(-10, "key-2")
         .await
         .assert_problem(409, "insufficient_stock");
-    app.put(
-        "/api/v1/inventory/MUG-1",
-        Some(&admin),
-        json!({ "on_hand": 50 }),
-    )
-    .await;
+    app.set_stock(&admin, "MUG-1", 50).await;
     adjust(-10, "key-2")
         .await
         .assert_problem(409, "insufficient_stock");
     let long = "k".repeat(256);
-    let r = app
-        .request_with(
-            Method::POST,
-            "/api/v1/inventory/MUG-1/adjustments",
-            Some(&admin),
-            Some(json!({ "delta": 1, "reason": "x" })),
-            &[("idempotency-key", long.as_str())],
-        )
-        .await;
-    r.assert_problem(422, "validation_failed");
+    app.adjust(&admin, "MUG-1", 1, "x", Some(&long))
+        .await
+        .assert_problem(422, "validation_failed");
 }
 
 #[tokio::test]
 async fn on_hand_cannot_drop_below_what_is_reserved() -> TestResult {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    app.put(
-        "/api/v1/inventory/MUG-1",
-        Some(&admin),
-        json!({ "on_hand": 5 }),
-    )
-    .await;
+    app.set_stock(&admin, "MUG-1", 5).await;
     let inventory = app
         .running_modules
         .inventory
@@ -244,21 +158,11 @@ async fn on_hand_cannot_drop_below_what_is_reserved() -> TestResult {
         levels.body,
         json!({ "sku": "MUG-1", "on_hand": 5, "reserved": 4, "available": 1 })
     );
-    let r = app
-        .put(
-            "/api/v1/inventory/MUG-1",
-            Some(&admin),
-            json!({ "on_hand": 3 }),
-        )
-        .await;
+    let r = app.set_stock(&admin, "MUG-1", 3).await;
     r.assert_problem(409, "below_reserved");
-    app.post(
-        "/api/v1/inventory/MUG-1/adjustments",
-        Some(&admin),
-        json!({ "delta": -2, "reason": "x" }),
-    )
-    .await
-    .assert_problem(409, "insufficient_stock");
+    app.adjust(&admin, "MUG-1", -2, "x", None)
+        .await
+        .assert_problem(409, "insufficient_stock");
     Ok(())
 }
 

@@ -5,7 +5,6 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use serde_json::json;
 use shop_inventory::{InventoryApi, InventoryClient, InventoryError, ReservationLine, SetStock};
 use shop_kernel::RequestContext;
 
@@ -68,22 +67,12 @@ async fn two_hundred_concurrent_reservations_of_ten_units_over_http() -> TestRes
 async fn concurrent_adjustments_never_drive_stock_negative() -> TestResult {
     let app = Arc::new(spawn_app().await);
     let admin = app.admin_token().await;
-    app.put(
-        "/api/v1/inventory/HOT-1",
-        Some(&admin),
-        json!({ "on_hand": 20 }),
-    )
-    .await;
+    app.set_stock(&admin, "HOT-1", 20).await;
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let (app, admin) = (app.clone(), admin.clone());
         tasks.push(tokio::spawn(async move {
-            app.post(
-                "/api/v1/inventory/HOT-1/adjustments",
-                Some(&admin),
-                json!({ "delta": -1, "reason": "sold" }),
-            )
-            .await
+            app.adjust(&admin, "HOT-1", -1, "sold", None).await
         }));
     }
     let mut statuses = Vec::new();

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 struct Deployment {
@@ -95,37 +95,16 @@ async fn the_public_api_works_the_same_through_a_split_deployment() {
     g.get("/api/v1/inventory/MUG-1", None)
         .await
         .assert_problem(404, "not_found");
-    let r = g
-        .put(
-            "/api/v1/inventory/MUG-1",
-            Some(&admin),
-            json!({ "on_hand": 4 }),
-        )
-        .await;
+    let r = g.set_stock(&admin, "MUG-1", 4).await;
     assert_eq!(
         r.body,
         json!({ "sku": "MUG-1", "on_hand": 4, "reserved": 0, "available": 4 })
     );
-    g.put(
-        "/api/v1/inventory/MUG-1",
-        Some(&customer),
-        json!({ "on_hand": 1 }),
-    )
-    .await
-    .assert_problem(403, "forbidden");
-    let adjust = |key: &'static str, delta: i64| {
-        let admin = admin.clone();
-        async move {
-            g.request_with(
-                Method::POST,
-                "/api/v1/inventory/MUG-1/adjustments",
-                Some(&admin),
-                Some(json!({ "delta": delta, "reason": "recount" })),
-                &[("idempotency-key", key)],
-            )
-            .await
-        }
-    };
+    g.set_stock(&customer, "MUG-1", 1)
+        .await
+        .assert_problem(403, "forbidden");
+    let adjust =
+        |key: &'static str, delta: i64| g.adjust(&admin, "MUG-1", delta, "recount", Some(key));
     assert_eq!(adjust("k1", -1).await.body["on_hand"], 3);
     assert_eq!(adjust("k1", -1).await.body["on_hand"], 3);
     adjust("k1", -2)
@@ -170,12 +149,7 @@ async fn a_module_that_is_down_becomes_a_fast_503_while_the_rest_keeps_working()
     let d = deploy().await;
     let g = &d.gateway;
     let admin = g.admin_token().await;
-    g.put(
-        "/api/v1/inventory/MUG-1",
-        Some(&admin),
-        json!({ "on_hand": 1 }),
-    )
-    .await;
+    g.set_stock(&admin, "MUG-1", 1).await;
     d.inventory.stop().await;
     let started = std::time::Instant::now();
     g.get("/api/v1/inventory/MUG-1", None)

@@ -14,12 +14,7 @@ async fn instances_starting_together_share_one_database_and_one_generated_key() 
     let vars = || base_vars(&dir, &db.url);
     let (a, b, c) = tokio::join!(spawn_vars(vars()), spawn_vars(vars()), spawn_vars(vars()));
     let token = a.admin_token().await;
-    a.put(
-        "/api/v1/inventory/SHARED",
-        Some(&token),
-        json!({ "on_hand": 3 }),
-    )
-    .await;
+    a.set_stock(&token, "SHARED", 3).await;
     for app in [&b, &c] {
         assert_eq!(
             app.get("/api/v1/inventory/SHARED", None).await.body["on_hand"],

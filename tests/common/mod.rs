@@ -332,6 +332,29 @@ impl TestApp {
         r.body
     }
 
+    /// `PUT /api/v1/inventory/{sku}` with `{on_hand}`.
+    pub async fn set_stock(&self, token: &str, sku: &str, on_hand: i64) -> Reply {
+        let path = format!("/api/v1/inventory/{sku}");
+        self.put(&path, Some(token), json!({ "on_hand": on_hand }))
+            .await
+    }
+
+    /// `POST /api/v1/inventory/{sku}/adjustments`, with an `Idempotency-Key` when given.
+    pub async fn adjust(
+        &self,
+        token: &str,
+        sku: &str,
+        delta: i64,
+        reason: &str,
+        key: Option<&str>,
+    ) -> Reply {
+        let path = format!("/api/v1/inventory/{sku}/adjustments");
+        let body = json!({ "delta": delta, "reason": reason });
+        let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        self.request_with(Method::POST, &path, Some(token), Some(body), &headers)
+            .await
+    }
+
     /// An RPC client for one module of this server.
     pub fn rpc(&self) -> RpcClient {
         RpcClient::new(RpcConfig::new(&self.base, Some(SERVICE_TOKEN.into())))
