@@ -95,7 +95,7 @@ fn open_databases(config: &Config) -> Result<BTreeMap<Module, Database>, Startup
 }
 
 fn remote(config: &Config, url: &str) -> Result<RpcClient, StartupError> {
-    let mut rpc = RpcConfig::new(url, config.service_token.clone());
+    let mut rpc = RpcConfig::new(url, config.outgoing_credential());
     rpc.attempt_timeout = config.remote_timeout;
     rpc.total_timeout = config.remote_timeout * 2;
     RpcClient::new(rpc).map_err(StartupError::Other)
@@ -221,9 +221,11 @@ fn local_identity(
     db: Database,
 ) -> Result<shop_identity::IdentityService, StartupError> {
     let key_path = config.data_dir.join("jwt-signing-key");
-    let signing_key =
-        shop_identity::SigningKey::load_or_create(config.jwt_signing_key.as_deref(), &key_path)
-            .map_err(|e| StartupError::Other(format!("token signing key: {e}")))?;
+    let signing_key = shop_identity::SigningKey::load_or_create(
+        config.jwt_signing_key.as_ref().map(|k| k.expose()),
+        &key_path,
+    )
+    .map_err(|e| StartupError::Other(format!("token signing key: {e}")))?;
     let (memory_kib, iterations, parallelism) = config.argon2;
     let (per_account, per_client, window) = config.login_throttle;
     shop_identity::IdentityService::new(
@@ -248,7 +250,8 @@ fn local_identity(
     .map_err(StartupError::Other)
 }
 
-/// Makes sure the configured admin exists (idempotent), wherever identity runs.
+/// Makes sure the configured admin exists (idempotent). Only the process where identity runs does it:
+/// `ensure_admin` is the system's own operation and never crosses HTTP.
 pub async fn ensure_admin(config: &Config, modules: &Modules) -> Result<(), StartupError> {
     let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) else {
         if config.admin_email.is_some() != config.admin_password.is_some() {
@@ -258,14 +261,29 @@ pub async fn ensure_admin(config: &Config, modules: &Modules) -> Result<(), Star
         }
         return Ok(());
     };
+    if !modules.is_local(Module::Identity) {
+        tracing::info!("identity runs elsewhere: the admin account is ensured there");
+        return Ok(());
+    }
     let identity = modules
         .identity
         .as_ref()
         .ok_or_else(|| StartupError::Other("identity is unreachable".into()))?;
     let admin = identity
-        .ensure_admin(&RequestContext::system(), email.clone(), password.clone())
+        .ensure_admin(
+            &RequestContext::system(),
+            email.clone(),
+            password.expose().to_string(),
+        )
         .await
-        .map_err(|e| StartupError::Other(format!("cannot ensure the admin {email}: {e}")))?;
+        .map_err(|e| match e {
+            shop_identity::IdentityError::AdminPasswordMismatch => StartupError::Other(format!(
+                "an account {email} exists and SHOP_ADMIN_PASSWORD does not match its password, so it is \
+                 not made admin (someone may have registered the admin email first): choose another \
+                 SHOP_ADMIN_EMAIL, or remove or fix that account"
+            )),
+            other => StartupError::Other(format!("cannot ensure the admin {email}: {other}")),
+        })?;
     tracing::info!(user.id = %admin.id, "admin account ensured");
     Ok(())
 }

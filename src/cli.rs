@@ -43,6 +43,14 @@ pub enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Prints a new per-service credential: the secret for the service itself (SHOP_SERVICE_SECRET) and the
+    /// entry the services it calls add to SHOP_SERVICE_PEERS (only a digest: they never hold the secret).
+    ServiceCredential {
+        /// The service's name: the modules it hosts joined by `+` (e.g. `ordering` or `identity+catalog`),
+        /// or any other name for a gateway that hosts none.
+        #[arg(long)]
+        name: String,
+    },
     /// Manages admin accounts.
     Admin {
         /// The admin action.
@@ -95,6 +103,23 @@ pub async fn run_command(command: Command) -> Result<i32, StartupError> {
             }
         }
         Command::Healthcheck { url } => Ok(healthcheck(url).await),
+        Command::ServiceCredential { name } => {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes)
+                .map_err(|e| StartupError::Other(format!("no randomness: {e}")))?;
+            use base64::Engine as _;
+            let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+            let digest: String = shop_kernel::http::credential_digest(&secret)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            println!("# for the service {name} itself:");
+            println!("SHOP_SERVICE_NAME={name}");
+            println!("SHOP_SERVICE_SECRET={secret}");
+            println!("# for every service it calls, one entry of SHOP_SERVICE_PEERS:");
+            println!("{name}={digest}");
+            Ok(0)
+        }
         Command::Admin {
             action: AdminCommand::Create { email },
         } => {

@@ -5,6 +5,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use shop_kernel::Secret;
+
 /// A bounded context this binary may serve or call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Module {
@@ -69,11 +71,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// The whole configuration of one process.
-#[derive(Debug, Clone)]
+/// The whole configuration of one process. `Debug` shows no secret: credentials are [`Secret`]s and the
+/// passwords in database URLs are masked.
+#[derive(Clone)]
 pub struct Config {
     /// `SHOP_HTTP_ADDR`: where to listen.
     pub http_addr: String,
+    /// `SHOP_INTERNAL_ADDR`: a second listener for `/internal`, `/metrics` and detailed readiness; when set,
+    /// the public listener answers 404 there.
+    pub internal_addr: Option<String>,
     /// `SHOP_DATABASE_URL`: the database of every local module without its own URL.
     pub database_url: String,
     /// `SHOP_<MODULE>_DATABASE_URL`: a module's own database.
@@ -84,18 +90,28 @@ pub struct Config {
     pub local_modules: BTreeSet<Module>,
     /// `SHOP_<MODULE>_URL`: base URLs of modules served elsewhere.
     pub remote_urls: BTreeMap<Module, String>,
-    /// `SHOP_SERVICE_TOKEN`: the credential services present to each other on `/internal` routes.
-    pub service_token: Option<String>,
+    /// `SHOP_SERVICE_TOKEN`: the token every service of a single trust zone presents and accepts on
+    /// `/internal` routes (at least 32 bytes).
+    pub service_token: Option<Secret>,
+    /// `SHOP_SERVICE_TOKEN_ACCEPTED`: one more shared token accepted (not presented), for rotation.
+    pub service_token_accepted: Option<Secret>,
+    /// `SHOP_SERVICE_NAME`: this service's name in per-service mode (default: its local modules joined by
+    /// `+`, or `gateway` when it has none).
+    pub service_name: String,
+    /// `SHOP_SERVICE_SECRET`: this service's own credential (per-service mode, at least 32 bytes).
+    pub service_secret: Option<Secret>,
+    /// `SHOP_SERVICE_PEERS`: `name=sha256hex,...`, the services whose calls are accepted in per-service mode.
+    pub service_peers: Vec<(String, [u8; 32])>,
     /// `SHOP_ADMIN_EMAIL`: an admin ensured at startup (with `SHOP_ADMIN_PASSWORD`).
     pub admin_email: Option<String>,
     /// `SHOP_ADMIN_PASSWORD`.
-    pub admin_password: Option<String>,
+    pub admin_password: Option<Secret>,
     /// `SHOP_LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
     /// `SHOP_CURRENCY`: the shop's one currency (default EUR).
     pub currency: String,
     /// `SHOP_JWT_SIGNING_KEY`: base64url Ed25519 seed; generated into the data dir when absent.
-    pub jwt_signing_key: Option<String>,
+    pub jwt_signing_key: Option<Secret>,
     /// `SHOP_JWT_ISSUER` (default `shop`).
     pub jwt_issuer: String,
     /// `SHOP_JWT_AUDIENCE` (default `shop`).
@@ -118,6 +134,56 @@ pub struct Config {
     pub trust_forwarded: bool,
     /// `SHOP_WORKERS`: HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted: BTreeMap<&Module, String> = self
+            .module_database_urls
+            .iter()
+            .map(|(m, url)| (m, shop_kernel::db::redact(url)))
+            .collect();
+        f.debug_struct("Config")
+            .field("http_addr", &self.http_addr)
+            .field("internal_addr", &self.internal_addr)
+            .field("database_url", &shop_kernel::db::redact(&self.database_url))
+            .field("module_database_urls", &redacted)
+            .field("data_dir", &self.data_dir)
+            .field("local_modules", &self.local_modules)
+            .field("remote_urls", &self.remote_urls)
+            .field("service_token", &self.service_token)
+            .field("service_token_accepted", &self.service_token_accepted)
+            .field("service_name", &self.service_name)
+            .field("service_secret", &self.service_secret)
+            .field("service_peers", &self.service_peers.len())
+            .field("admin_email", &self.admin_email)
+            .field("admin_password", &self.admin_password)
+            .field("jwt_signing_key", &self.jwt_signing_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `name=sha256hex,...` (SHOP_SERVICE_PEERS).
+fn parse_peers(list: &str) -> Result<Vec<(String, [u8; 32])>, ConfigError> {
+    let mut out = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let bad = || {
+            ConfigError(format!(
+                "SHOP_SERVICE_PEERS entry {entry:?} must be <service name>=<64 hex digits of SHA-256> \
+                 (`shop service-credential` prints one)"
+            ))
+        };
+        let (name, hex) = entry.split_once('=').ok_or_else(bad)?;
+        if name.is_empty() || hex.len() != 64 {
+            return Err(bad());
+        }
+        let mut digest = [0u8; 32];
+        for (i, byte) in digest.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+        }
+        out.push((name.to_string(), digest));
+    }
+    Ok(out)
 }
 
 /// A configuration mistake, naming the variable to fix.
@@ -211,19 +277,38 @@ impl Config {
                 "SHOP_CURRENCY must be an ISO 4217 code like EUR, got {currency:?}"
             )));
         }
+        let credential = |var: &str| -> Result<Option<Secret>, ConfigError> {
+            get(var)
+                .map(|v| Secret::credential(var, v))
+                .transpose()
+                .map_err(ConfigError)
+        };
+        let service_name = get("SHOP_SERVICE_NAME").unwrap_or_else(|| {
+            let local: Vec<&str> = local_modules.iter().map(|m| m.name()).collect();
+            if local.is_empty() {
+                "gateway".into()
+            } else {
+                local.join("+")
+            }
+        });
         let config = Config {
             http_addr: get("SHOP_HTTP_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into()),
+            internal_addr: get("SHOP_INTERNAL_ADDR"),
             database_url,
             module_database_urls,
             data_dir,
             local_modules,
             remote_urls,
-            service_token: get("SHOP_SERVICE_TOKEN"),
+            service_token: credential("SHOP_SERVICE_TOKEN")?,
+            service_token_accepted: credential("SHOP_SERVICE_TOKEN_ACCEPTED")?,
+            service_name,
+            service_secret: credential("SHOP_SERVICE_SECRET")?,
+            service_peers: parse_peers(&get("SHOP_SERVICE_PEERS").unwrap_or_default())?,
             admin_email: get("SHOP_ADMIN_EMAIL"),
-            admin_password: get("SHOP_ADMIN_PASSWORD"),
+            admin_password: get("SHOP_ADMIN_PASSWORD").map(Secret::new),
             log_format,
             currency,
-            jwt_signing_key: get("SHOP_JWT_SIGNING_KEY"),
+            jwt_signing_key: get("SHOP_JWT_SIGNING_KEY").map(Secret::new),
             jwt_issuer: get("SHOP_JWT_ISSUER").unwrap_or_else(|| "shop".into()),
             jwt_audience: get("SHOP_JWT_AUDIENCE").unwrap_or_else(|| "shop".into()),
             access_token_ttl: Duration::from_secs(parse(
@@ -272,14 +357,47 @@ impl Config {
             .remote_urls
             .keys()
             .any(|m| !self.local_modules.contains(m));
-        if remote_in_use && self.service_token.is_none() {
+        if remote_in_use && self.outgoing_credential().is_none() {
             return Err(ConfigError(
-                "remote modules are configured but SHOP_SERVICE_TOKEN is not set: services authenticate \
-                 each other with it"
+                "remote modules are configured but neither SHOP_SERVICE_TOKEN nor SHOP_SERVICE_SECRET is set: \
+                 services authenticate each other with one of them"
+                    .into(),
+            ));
+        }
+        if self.service_token_accepted.is_some() && self.service_token.is_none() {
+            return Err(ConfigError(
+                "SHOP_SERVICE_TOKEN_ACCEPTED is only for rotating SHOP_SERVICE_TOKEN: set both"
                     .into(),
             ));
         }
         Ok(())
+    }
+
+    /// What this process presents on its calls to remote modules: its own secret in per-service mode,
+    /// else the shared token.
+    pub fn outgoing_credential(&self) -> Option<shop_kernel::rpc::OutgoingCredential> {
+        use shop_kernel::rpc::OutgoingCredential;
+        match (&self.service_secret, &self.service_token) {
+            (Some(secret), _) => Some(OutgoingCredential::Service {
+                name: self.service_name.clone(),
+                secret: secret.clone(),
+            }),
+            (None, Some(token)) => Some(OutgoingCredential::Shared(token.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// The credentials this process accepts on `/internal`.
+    pub fn service_auth(&self) -> shop_kernel::http::ServiceAuth {
+        shop_kernel::http::ServiceAuth {
+            shared: self
+                .service_token
+                .iter()
+                .chain(&self.service_token_accepted)
+                .cloned()
+                .collect(),
+            peers: self.service_peers.clone(),
+        }
     }
 
     /// The database URL of a local module.
@@ -345,11 +463,73 @@ mod tests {
         assert!(err.contains("SHOP_SERVICE_TOKEN"), "{err}");
     }
 
+    const TOKEN: &str = "a-service-token-of-32-bytes-or-more";
+
+    #[test]
+    fn short_service_credentials_stop_startup_with_the_variable_named() {
+        for var in [
+            "SHOP_SERVICE_TOKEN",
+            "SHOP_SERVICE_SECRET",
+            "SHOP_SERVICE_TOKEN_ACCEPTED",
+        ] {
+            let err = config(&[(var, "too-short")])
+                .err()
+                .map(|e| e.0)
+                .unwrap_or_default();
+            assert!(err.contains(var) && err.contains("32"), "{err}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() -> Result<(), ConfigError> {
+        let c = config(&[
+            ("SHOP_SERVICE_TOKEN", TOKEN),
+            ("SHOP_ADMIN_PASSWORD", "admin-password-1"),
+            ("SHOP_DATABASE_URL", "postgres://shop:db-password@db/shop"),
+            ("SHOP_JWT_SIGNING_KEY", "signing-key-material"),
+        ])?;
+        let shown = format!("{c:?}");
+        for secret in [
+            TOKEN,
+            "admin-password-1",
+            "db-password",
+            "signing-key-material",
+        ] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn per_service_mode_presents_the_services_name_and_accepts_its_peers() -> Result<(), ConfigError>
+    {
+        let digest = "ab".repeat(32);
+        let c = config(&[
+            ("SHOP_MODULES", "identity,catalog"),
+            ("SHOP_SERVICE_SECRET", TOKEN),
+            (
+                "SHOP_SERVICE_PEERS",
+                &format!("inventory={digest}, inventory={digest}"),
+            ),
+        ])?;
+        assert!(matches!(
+            c.outgoing_credential(),
+            Some(shop_kernel::rpc::OutgoingCredential::Service { name, .. }) if name == "identity+catalog"
+        ));
+        assert_eq!(c.service_auth().peers.len(), 2);
+        let err = config(&[("SHOP_SERVICE_PEERS", "inventory=xyz")])
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(err.contains("SHOP_SERVICE_PEERS"), "{err}");
+        Ok(())
+    }
+
     #[test]
     fn remote_urls_must_be_plain_http() {
         let err = config(&[
             ("SHOP_INVENTORY_URL", "https://inv"),
-            ("SHOP_SERVICE_TOKEN", "t"),
+            ("SHOP_SERVICE_TOKEN", TOKEN),
         ])
         .err()
         .map(|e| e.0)

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use actix_web::App;
 use serde_json::json;
+use shop_kernel::access::{describe, reachable_over_http};
 use shop_kernel::rpc::{Operation, Retry};
 use utoipa::openapi::path::PathItem;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -44,7 +45,8 @@ pub fn finish(mut doc: OpenApi, title: &str, description: &str) -> OpenApi {
         "service_token",
         SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
             shop_kernel::rpc::SERVICE_TOKEN_HEADER,
-            "The shared service credential (SHOP_SERVICE_TOKEN)",
+            "The service credential: the shared SHOP_SERVICE_TOKEN, or this service's own SHOP_SERVICE_SECRET \
+             together with its name in x-shop-service",
         ))),
     );
     // Problems and pages are referenced by name from handlers; make sure their schemas are present.
@@ -76,15 +78,20 @@ fn operations_table(module: &str, ops: &[Operation]) -> String {
     let mut out = format!(
         "Each method of the `{module}` contract is `POST /internal/{module}/<operation>`. The body is a JSON \
          object of the arguments by name; 200 carries the result as JSON, any error is a problem document whose \
-         `code` maps back to the module error.\n\n| operation | arguments | result | retry | |\n|---|---|---|---|---|\n"
+         `code` maps back to the module error.\n\nThe caller is named in `x-shop-origin` (`client`, or `module:<name>`, which the credential must be allowed \
+         to speak for); each operation admits only the callers listed. Arguments a server does not know are \
+         ignored, and arguments added later are optional, so callers and servers of neighbouring versions can \
+         talk during a rolling deploy. Operations only the system may call are not served here.\n\n\
+         | operation | arguments | result | retry | callers | |\n|---|---|---|---|---|---|\n"
     );
-    for op in ops {
+    for op in ops.iter().filter(|op| reachable_over_http(op.access)) {
         out.push_str(&format!(
-            "| `{}` | `{}` | `{}` | {} | {} |\n",
+            "| `{}` | `{}` | `{}` | {} | {} | {} |\n",
             op.name,
             op.args,
             op.returns,
             retry_name(op.retry),
+            describe(op.access),
             op.doc.trim().replace('\n', " ")
         ));
     }
@@ -110,7 +117,7 @@ fn internal_path(module: &str, ops: &[Operation]) -> Result<PathItem, serde_json
                 "in": "path",
                 "description": "The trait method's name",
                 "required": true,
-                "schema": { "type": "string", "enum": ops.iter().map(|op| op.name).collect::<Vec<_>>() }
+                "schema": { "type": "string", "enum": ops.iter().filter(|op| reachable_over_http(op.access)).map(|op| op.name).collect::<Vec<_>>() }
             }],
             "requestBody": {
                 "description": "The method's arguments by name",
@@ -122,10 +129,10 @@ fn internal_path(module: &str, ops: &[Operation]) -> Result<PathItem, serde_json
                     "description": "The method's result",
                     "content": { "application/json": {} }
                 },
-                "400": problem("Arguments do not match the method"),
-                "401": problem("Missing service credential, or a module error (invalid token or credentials)"),
-                "403": problem("A module error: the caller may not do this"),
-                "404": problem("No such operation, or a not-found module error"),
+                "400": problem("`bad_call`: the body or the arguments cannot be read"),
+                "401": problem("`service_unauthenticated`: missing or rejected service credential; or a module error (invalid token or credentials)"),
+                "403": problem("`origin_not_allowed`: the credential may not speak for that module; or a module error: the caller may not do this"),
+                "404": problem("`unknown_operation`; or a not-found module error"),
                 "409": problem("A module error (conflict)"),
                 "422": problem("A module validation error"),
                 "429": problem("A module error: throttled"),
@@ -264,12 +271,17 @@ mod tests {
                 _ => shop_inventory::OPERATIONS,
             };
             for op in ops {
-                assert!(
+                assert_eq!(
                     json.contains(&format!("`{}`", op.name)),
-                    "{name} lacks {}",
+                    reachable_over_http(op.access),
+                    "{name}: {} is listed exactly when it is served over HTTP",
                     op.name
                 );
             }
+            assert!(
+                !json.contains("`ensure_admin`"),
+                "system-only operations are not listed"
+            );
         }
     }
 }

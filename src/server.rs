@@ -3,15 +3,17 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::{Service, ServiceResponse};
+use actix_web::body::EitherBody;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{App, HttpResponse, HttpServer, get, web};
 use serde::Serialize;
 use shop_kernel::http::{
-    ServiceToken, TrustForwarded, json_config, not_found, path_config, payload_config, query_config,
+    TrustForwarded, json_config, not_found, path_config, payload_config, query_config,
 };
 use tracing::Instrument;
 use utoipa::ToSchema;
@@ -25,21 +27,58 @@ use crate::metrics::ModuleCallMetrics;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Result of a readiness check.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Readiness {
     /// `ready` or `not_ready`.
     pub status: String,
-    /// One entry per dependency: `database:<module>` or `remote:<module>`, with `ok` or the failure.
+    /// One entry per dependency: `database:<module>` or `remote:<module>`.
     pub checks: Vec<Check>,
 }
 
 /// One readiness check.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Check {
     /// What was checked.
     pub name: String,
-    /// `ok`, or why not.
+    /// `up` or `down`.
     pub status: String,
+    /// Why it is down: only on the internal listener (it can name hosts and drivers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// How long a readiness result is reused: probing readiness cannot fan load out onto databases and remotes.
+const READINESS_TTL: Duration = Duration::from_secs(1);
+
+/// Each component's name and, when it is down, why.
+type ComponentStates = Vec<(String, Option<String>)>;
+
+/// The last readiness result; one check runs at a time and everyone else reuses its answer.
+#[derive(Default)]
+pub struct ReadinessCache(tokio::sync::Mutex<Option<(Instant, ComponentStates)>>);
+
+async fn check_dependencies(modules: &Modules) -> ComponentStates {
+    let mut checks = Vec::new();
+    for (module, db) in &modules.databases {
+        let failure = match tokio::time::timeout(Duration::from_secs(3), db.ping()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("timed out".to_string()),
+        };
+        checks.push((format!("database:{module}"), failure));
+    }
+    for (module, client) in &modules.remotes {
+        checks.push((
+            format!("remote:{module}"),
+            client.probe(module.name()).await.err(),
+        ));
+    }
+    for (name, failure) in &checks {
+        if let Some(reason) = failure {
+            tracing::warn!(component = %name, %reason, "readiness: dependency down");
+        }
+    }
+    checks
 }
 
 /// Liveness: the process is up and serving HTTP.
@@ -53,7 +92,8 @@ async fn health_live() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "live" }))
 }
 
-/// Readiness: every local module's database and every remote module answer.
+/// Readiness: every local module's database and every remote module answer (remotes are probed with the
+/// service credential). Each component is `up` or `down`; why is only told on the internal listener.
 #[utoipa::path(
     tag = "operations",
     operation_id = "get_readiness",
@@ -63,39 +103,92 @@ async fn health_live() -> HttpResponse {
     )
 )]
 #[get("/health/ready")]
-async fn health_ready(modules: web::Data<Modules>) -> HttpResponse {
-    let mut checks = Vec::new();
-    for (module, db) in &modules.databases {
-        let status = match tokio::time::timeout(Duration::from_secs(3), db.ping()).await {
-            Ok(Ok(())) => "ok".to_string(),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "timed out".to_string(),
-        };
-        checks.push(Check {
-            name: format!("database:{module}"),
-            status,
-        });
-    }
-    for (module, client) in &modules.remotes {
-        let status = match client.get_json::<serde_json::Value>("/health/live").await {
-            Ok(_) => "ok".to_string(),
-            Err(e) => e,
-        };
-        checks.push(Check {
-            name: format!("remote:{module}"),
-            status,
-        });
-    }
-    let ready = checks.iter().all(|c| c.status == "ok");
+async fn health_ready(
+    req: actix_web::HttpRequest,
+    modules: web::Data<Modules>,
+    cache: web::Data<ReadinessCache>,
+) -> HttpResponse {
+    let results = {
+        let mut last = cache.0.lock().await;
+        match &*last {
+            Some((at, results)) if at.elapsed() < READINESS_TTL => results.clone(),
+            _ => {
+                let results = check_dependencies(&modules).await;
+                *last = Some((Instant::now(), results.clone()));
+                results
+            }
+        }
+    };
+    let detailed = Listeners::is_internal(&req);
+    let ready = results.iter().all(|(_, failure)| failure.is_none());
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" }.into(),
-        checks,
+        checks: results
+            .into_iter()
+            .map(|(name, failure)| Check {
+                name,
+                status: if failure.is_none() { "up" } else { "down" }.into(),
+                detail: failure.filter(|_| detailed),
+            })
+            .collect(),
     };
     if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// The address of the listener a connection came in on (set when the connection opens).
+#[derive(Clone, Copy)]
+struct LocalAddr(SocketAddr);
+
+/// Where the internal listener is, if there is one.
+#[derive(Clone, Copy, Default)]
+struct Listeners {
+    internal: Option<SocketAddr>,
+}
+
+impl Listeners {
+    /// True when the request came in on the internal listener.
+    fn is_internal(req: &actix_web::HttpRequest) -> bool {
+        let internal = req
+            .app_data::<web::Data<Listeners>>()
+            .and_then(|l| l.internal);
+        internal.is_some() && req.conn_data::<LocalAddr>().map(|a| a.0) == internal
+    }
+}
+
+/// With an internal listener, `/internal` and `/metrics` are not served on the public one: 404 there.
+fn hidden_from_public(req: &ServiceRequest) -> bool {
+    let path = req.path();
+    let internal_only = path == "/metrics" || path == "/internal" || path.starts_with("/internal/");
+    internal_only
+        && req
+            .app_data::<web::Data<Listeners>>()
+            .is_some_and(|l| l.internal.is_some())
+        && !Listeners::is_internal(req.request())
+}
+
+type GateFuture<B> =
+    Pin<Box<dyn Future<Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>>>;
+
+fn gate<S, B>(req: ServiceRequest, srv: &S) -> GateFuture<B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S::Future: 'static,
+    B: 'static,
+{
+    if hidden_from_public(&req) {
+        let resp = req.into_response(problem_not_found("No such route.").map_into_boxed_body());
+        return Box::pin(async move { Ok(resp.map_into_right_body()) });
+    }
+    let fut = srv.call(req);
+    Box::pin(async move { fut.await.map(ServiceResponse::map_into_left_body) })
+}
+
+fn problem_not_found(detail: &str) -> HttpResponse {
+    shop_kernel::http::problem_response(&shop_kernel::Problem::not_found(detail))
 }
 
 /// The routes of the operations endpoints that the OpenAPI document lists.
@@ -200,8 +293,18 @@ impl KnownRoutes {
     }
 }
 
-/// Unknown routes: 405 with `Allow` for a known path, else 404 — always a problem document.
+/// Unknown routes: 405 with `Allow` for a known path, else 404 — always a problem document. An unknown
+/// `/internal` path is `unknown_operation`, so the calling service sees a deployment fault, not a 404 of
+/// its business.
 async fn fallback(req: actix_web::HttpRequest, routes: web::Data<KnownRoutes>) -> HttpResponse {
+    if req.path().starts_with("/internal/") {
+        return shop_kernel::http::problem_response(&shop_kernel::Problem::new(
+            404,
+            shop_kernel::problem::codes::UNKNOWN_OPERATION,
+            "Unknown operation",
+            "This process serves no such module or operation.",
+        ));
+    }
     let allowed = routes.allowed(req.path());
     if allowed.is_empty() {
         return not_found().await;
@@ -275,6 +378,8 @@ where
 pub struct RunningServer {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// The internal listener's bound address, when `SHOP_INTERNAL_ADDR` is set.
+    pub internal_addr: Option<SocketAddr>,
     /// Runs the server; resolves after a graceful shutdown (SIGTERM, SIGINT or the handle).
     pub server: actix_web::dev::Server,
     /// The modules the server was built with.
@@ -329,7 +434,22 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
     let state = web::Data::new(modules.clone());
     let verifier = web::Data::from(modules.verifier.clone());
-    let service_token = web::Data::new(ServiceToken(config.service_token.clone()));
+    let service_auth = web::Data::new(config.service_auth());
+    let internal_listener = match &config.internal_addr {
+        Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|e| {
+            StartupError::Other(format!("cannot listen on {addr} (SHOP_INTERNAL_ADDR): {e}"))
+        })?),
+        None => None,
+    };
+    let internal_addr = internal_listener
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()
+        .map_err(|e| StartupError::Other(e.to_string()))?;
+    let listeners = web::Data::new(Listeners {
+        internal: internal_addr,
+    });
+    let readiness = web::Data::new(ReadinessCache::default());
     let trust_forwarded = web::Data::new(TrustForwarded(config.trust_forwarded));
     let apis = modules.clone();
     let app_modules = modules.clone();
@@ -342,7 +462,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
             .app_data(payload_config())
             .app_data(state.clone())
             .app_data(verifier.clone())
-            .app_data(service_token.clone())
+            .app_data(service_auth.clone())
+            .app_data(listeners.clone())
+            .app_data(readiness.clone())
             .app_data(known_routes.clone())
             .app_data(trust_forwarded.clone());
         if let Some(api) = &apis.identity {
@@ -374,10 +496,24 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
             .default_service(web::to(fallback))
             .wrap(metrics.clone())
             .wrap_fn(traced)
+            .wrap_fn(gate)
+    })
+    .on_connect(|conn, ext| {
+        if let Some(addr) = conn
+            .downcast_ref::<actix_web::rt::net::TcpStream>()
+            .and_then(|s| s.local_addr().ok())
+        {
+            ext.insert(LocalAddr(addr));
+        }
     })
     .listen(listener)
     .map_err(|e| StartupError::Other(e.to_string()))?
     .shutdown_timeout(30);
+    if let Some(internal) = internal_listener {
+        server = server
+            .listen(internal)
+            .map_err(|e| StartupError::Other(e.to_string()))?;
+    }
     if let Some(workers) = config.workers {
         server = server.workers(workers.max(1));
     }
@@ -385,6 +521,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
     tracing::info!(%addr, local = ?config.local_modules, remote = ?config.remote_urls.keys().collect::<Vec<_>>(), "shop is listening");
     Ok(RunningServer {
         addr,
+        internal_addr,
         server,
         modules,
     })

@@ -5,7 +5,6 @@ mod common;
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use shop_kernel::RequestContext;
 
 #[tokio::test]
 async fn stock_exists_once_an_admin_sets_it() {
@@ -151,7 +150,7 @@ async fn on_hand_cannot_drop_below_what_is_reserved() -> TestResult {
         quantity: 4,
     }];
     inventory
-        .reserve(&RequestContext::system(), uuid::Uuid::now_v7(), lines)
+        .reserve(&ordering(), uuid::Uuid::now_v7(), lines)
         .await?;
     let levels = app.get("/api/v1/inventory/MUG-1", None).await;
     assert_eq!(
@@ -172,7 +171,7 @@ async fn internal_routes_need_the_service_credential() {
     let r = app
         .post("/internal/inventory/get_stock", None, json!({ "sku": "A" }))
         .await;
-    r.assert_problem(401, "unauthenticated");
+    r.assert_problem(401, "service_unauthenticated");
     let r = app
         .request_with(
             Method::POST,
@@ -182,7 +181,7 @@ async fn internal_routes_need_the_service_credential() {
             &[("x-shop-service-token", "wrong")],
         )
         .await;
-    r.assert_problem(401, "unauthenticated");
+    r.assert_problem(401, "service_unauthenticated");
     let r = app
         .request_with(
             Method::POST,
@@ -192,7 +191,7 @@ async fn internal_routes_need_the_service_credential() {
             &[("x-shop-service-token", SERVICE_TOKEN)],
         )
         .await;
-    r.assert_problem(404, "not_found");
+    r.assert_problem(404, "unknown_operation");
     let r = app
         .request_with(
             Method::POST,
@@ -202,5 +201,5 @@ async fn internal_routes_need_the_service_credential() {
             &[("x-shop-service-token", SERVICE_TOKEN)],
         )
         .await;
-    r.assert_problem(400, "bad_request");
+    r.assert_problem(400, "bad_call");
 }

@@ -21,7 +21,7 @@ async fn race_reservations(inventory: Arc<dyn InventoryApi>, admin: &RequestCont
                 quantity: 1,
             };
             inventory
-                .reserve(&RequestContext::system(), uuid::Uuid::now_v7(), vec![line])
+                .reserve(&ordering(), uuid::Uuid::now_v7(), vec![line])
                 .await
         }));
     }

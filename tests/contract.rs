@@ -145,7 +145,7 @@ async fn inventory_contract(apis: &Apis, c: &Callers) -> TestResult {
         5
     );
 
-    // Reservations are for modules only.
+    // Reservations are for the ordering module only.
     let order = Uuid::now_v7();
     assert_eq!(
         api.reserve(&c.anonymous, order, vec![line("SKU-1", 1)])
@@ -157,6 +157,18 @@ async fn inventory_contract(apis: &Apis, c: &Callers) -> TestResult {
             .await,
         Err(InventoryError::Forbidden)
     );
+    for not_ordering in [&c.other_module, &c.system] {
+        assert_eq!(
+            api.reserve(not_ordering, order, vec![line("SKU-1", 1)])
+                .await,
+            Err(InventoryError::Forbidden),
+            "only ordering holds stock"
+        );
+        assert_eq!(
+            api.release_reservation(not_ordering, order).await,
+            Err(InventoryError::Forbidden)
+        );
+    }
     assert!(matches!(
         api.reserve(&c.module, order, vec![]).await,
         Err(InventoryError::Validation(_))
@@ -481,32 +493,18 @@ async fn identity_contract(apis: &Apis, c: &Callers) -> TestResult {
     assert_eq!(jwks.keys.len(), 1);
     assert_eq!(jwks.keys[0].kty, "OKP");
 
-    let admin_pw = || "grace-password-1".to_string();
-    assert_eq!(
-        api.ensure_admin(&c.customer, "grace@example.com".into(), admin_pw())
+    // The admin bootstrap belongs to the system: no user or module may call it, on any transport.
+    for caller in [&c.customer, &c.admin, &c.module] {
+        assert_eq!(
+            api.ensure_admin(
+                caller,
+                "grace@example.com".into(),
+                "grace-password-1".into()
+            )
             .await,
-        Err(IdentityError::Forbidden)
-    );
-    let promoted = api
-        .ensure_admin(&c.module, "grace@example.com".into(), admin_pw())
-        .await?;
-    assert_eq!((promoted.id, promoted.role), (grace.id, Role::Admin));
-    let created = api
-        .ensure_admin(
-            &c.module,
-            "ops@example.com".into(),
-            "ops-password-12".into(),
-        )
-        .await?;
-    assert_eq!(
-        api.ensure_admin(
-            &c.module,
-            "ops@example.com".into(),
-            "ops-password-12".into()
-        )
-        .await?,
-        created
-    );
+            Err(IdentityError::Forbidden)
+        );
+    }
     Ok(())
 }
 

@@ -19,7 +19,7 @@ WORK="$(mktemp -d)"
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-common=(SHOP_SERVICE_TOKEN=bench SHOP_ADMIN_EMAIL=admin@bench.test SHOP_ADMIN_PASSWORD=bench-admin-password
+common=(SHOP_SERVICE_TOKEN=bench-service-token-0123456789abcdef SHOP_ADMIN_EMAIL=admin@bench.test SHOP_ADMIN_PASSWORD=bench-admin-password
         RUST_LOG=warn SHOP_WORKERS=1)
 start() { # name port env...
   local name=$1 port=$2; shift 2

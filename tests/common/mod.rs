@@ -11,12 +11,12 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shop::config::Config;
 use shop::server::RunningServer;
-use shop_kernel::rpc::{RpcClient, RpcConfig};
-use shop_kernel::{Caller, RequestContext, Role, UserCaller};
+use shop_kernel::rpc::{OutgoingCredential, RpcClient, RpcConfig};
+use shop_kernel::{Caller, RequestContext, Role, Secret, UserCaller};
 
 pub const ADMIN_EMAIL: &str = "admin@shop.test";
 pub const ADMIN_PASSWORD: &str = "admin-password-123";
-pub const SERVICE_TOKEN: &str = "test-service-token";
+pub const SERVICE_TOKEN: &str = "test-service-token-of-at-least-32-bytes";
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -87,6 +87,8 @@ impl Drop for TestDb {
 /// A running server and an HTTP client for it.
 pub struct TestApp {
     pub base: String,
+    /// The internal listener's base URL, when `SHOP_INTERNAL_ADDR` was set.
+    pub internal_base: Option<String>,
     pub http: reqwest::Client,
     pub running_modules: shop::app::Modules,
     handle: actix_web::dev::ServerHandle,
@@ -147,6 +149,7 @@ pub async fn spawn_vars(vars: HashMap<String, String>) -> TestApp {
     let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap_or_else(|e| panic!("{e}"));
     let RunningServer {
         addr,
+        internal_addr,
         server,
         modules,
     } = shop::server::start(config)
@@ -156,6 +159,7 @@ pub async fn spawn_vars(vars: HashMap<String, String>) -> TestApp {
     tokio::spawn(server);
     TestApp {
         base: format!("http://{addr}"),
+        internal_base: internal_addr.map(|a| format!("http://{a}")),
         http: reqwest::Client::new(),
         running_modules: modules,
         handle,
@@ -355,9 +359,18 @@ impl TestApp {
             .await
     }
 
+    /// An RPC client for this server presenting `credential`.
+    pub fn rpc_with(&self, credential: OutgoingCredential) -> RpcClient {
+        let mut config = RpcConfig::new(&self.base, Some(credential));
+        config.attempt_timeout = std::time::Duration::from_secs(2);
+        config.max_retries = 0;
+        RpcClient::new(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// An RPC client for one module of this server.
     pub fn rpc(&self) -> RpcClient {
-        RpcClient::new(RpcConfig::new(&self.base, Some(SERVICE_TOKEN.into())))
+        let credential = OutgoingCredential::Shared(Secret::new(SERVICE_TOKEN));
+        RpcClient::new(RpcConfig::new(&self.base, Some(credential)))
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
@@ -383,7 +396,16 @@ pub struct Callers {
     pub admin: RequestContext,
     pub customer: RequestContext,
     pub anonymous: RequestContext,
+    /// The ordering module, the one that may hold stock.
     pub module: RequestContext,
+    /// A module that may not (notifications).
+    pub other_module: RequestContext,
+    pub system: RequestContext,
+}
+
+/// A call made by the ordering module (which may reserve stock).
+pub fn ordering() -> RequestContext {
+    RequestContext::default().as_module("ordering")
 }
 
 impl Callers {
@@ -404,7 +426,9 @@ impl Callers {
             admin,
             customer,
             anonymous: RequestContext::default(),
-            module: RequestContext::system(),
+            module: ordering(),
+            other_module: RequestContext::default().as_module("notifications"),
+            system: RequestContext::system(),
         }
     }
 }

@@ -102,18 +102,18 @@ shop_kernel::contract! {
         client = CatalogClient;
 
         /// Active products, oldest first, optionally filtered by `q`; anyone. Read-only.
-        Read fn list_products(query: ProductQuery) -> Page<Product>;
+        Read fn list_products(query: ProductQuery) -> Page<Product>, for [Anyone];
 
         /// One product, active or not; anyone. Read-only.
-        Read fn get_product(id: Uuid) -> Product;
+        Read fn get_product(id: Uuid) -> Product, for [Anyone];
 
         /// Many products by id in one call (at most 500 ids); unknown ids are left out. Read-only.
-        Read fn get_products(ids: Vec<Uuid>) -> Vec<Product>;
+        Read fn get_products(ids: Vec<Uuid>) -> Vec<Product>, for [Anyone];
 
         /// Creates a product; admins only. Not idempotent: a repeat fails with `sku_taken`.
-        Once fn create_product(product: NewProduct) -> Product;
+        Once fn create_product(product: NewProduct) -> Product, for [Admin];
 
         /// Changes the fields present in the patch; admins only. Idempotent.
-        Idempotent fn update_product(id: Uuid, patch: ProductPatch) -> Product;
+        Idempotent fn update_product(id: Uuid, patch: ProductPatch) -> Product, for [Admin];
     }
 }

@@ -92,23 +92,25 @@ shop_kernel::contract! {
         client = IdentityClient;
 
         /// Registers a customer; anyone. Not idempotent: a repeat fails with `email_taken`.
-        Once fn register(user: NewUser) -> User;
+        Once fn register(user: NewUser) -> User, for [Anyone];
 
         /// Checks credentials and issues an access token; anyone, throttled per account and per client.
         /// Not idempotent (failed attempts count toward throttling).
-        Once fn issue_token(credentials: Credentials) -> AccessToken;
+        Once fn issue_token(credentials: Credentials) -> AccessToken, for [Anyone];
 
         /// The signed-in user's account. Read-only.
-        Read fn me() -> User;
+        Read fn me() -> User, for [User];
 
-        /// A user by id: the user themself, admins and modules; others get `not_found`. Read-only.
-        Read fn get_user(id: Uuid) -> User;
+        /// A user by id: the user themself, admins and the modules that act for users; others get
+        /// `not_found`. Read-only.
+        Read fn get_user(id: Uuid) -> User, for [User, Module("ordering"), Module("payments"), Module("notifications")];
 
         /// The public keys that verify access tokens; anyone. Read-only.
-        Read fn jwks() -> Jwks;
+        Read fn jwks() -> Jwks, for [Anyone];
 
-        /// Makes sure an admin with this email exists: creates it with this password if absent, otherwise
-        /// grants it the admin role (its password is left alone); modules and the system only. Idempotent.
-        Idempotent fn ensure_admin(email: String, password: String) -> User;
+        /// Makes sure an admin with this email exists: creates it with this password if absent; an existing
+        /// account is promoted only when this password verifies against it (else `admin_password_mismatch`).
+        /// The system only: never served over HTTP. Idempotent.
+        Idempotent fn ensure_admin(email: String, password: String) -> User, for [System];
     }
 }

@@ -30,6 +30,10 @@ pub enum IdentityError {
         /// Seconds until another attempt is accepted.
         retry_after: u64,
     },
+    /// 409: an account with the configured admin email exists and the configured password does not
+    /// match it, so it is not promoted.
+    #[error("an account with this email exists and the admin password does not match it")]
+    AdminPasswordMismatch,
     /// 503: a module identity needs could not be reached.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -102,6 +106,12 @@ impl ApiError for IdentityError {
                 p.retry_after = Some(*retry_after);
                 p
             }
+            AdminPasswordMismatch => Problem::new(
+                409,
+                "admin_password_mismatch",
+                "Admin password mismatch",
+                "An account with this email exists and the given password does not match it.",
+            ),
             Unavailable(detail) => Problem::unavailable(detail.clone()),
             Internal(_) => Problem::internal(),
         }
@@ -116,6 +126,7 @@ impl ApiError for IdentityError {
             codes::NOT_FOUND => NotFound,
             "email_taken" => EmailTaken,
             "invalid_credentials" => InvalidCredentials,
+            "admin_password_mismatch" => AdminPasswordMismatch,
             codes::RATE_LIMITED => Throttled {
                 retry_after: p.retry_after.unwrap_or(1),
             },
@@ -146,6 +157,7 @@ mod tests {
             IdentityError::EmailTaken,
             IdentityError::InvalidCredentials,
             IdentityError::Throttled { retry_after: 42 },
+            IdentityError::AdminPasswordMismatch,
             IdentityError::Unavailable("identity did not answer in time".into()),
         ];
         for e in all {

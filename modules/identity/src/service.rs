@@ -255,7 +255,7 @@ impl IdentityApi for IdentityService {
     }
 
     async fn get_user(&self, ctx: &RequestContext, id: Uuid) -> Outcome<User> {
-        let allowed = ctx.trusted
+        let allowed = ctx.is_internal()
             || ctx
                 .user()
                 .is_some_and(|u| u.role == Role::Admin || u.id == id);
@@ -278,11 +278,10 @@ impl IdentityApi for IdentityService {
 
     async fn ensure_admin(
         &self,
-        ctx: &RequestContext,
+        _ctx: &RequestContext,
         email: String,
         password: String,
     ) -> Outcome<User> {
-        ctx.require_trusted()?;
         let new = NewUser {
             email,
             password,
@@ -292,29 +291,41 @@ impl IdentityApi for IdentityService {
         let email = normalize_email(&new.email);
         for _ in 0..2 {
             let lookup = email.clone();
-            let promoted = self
+            let existing = self
                 .db
-                .run(move |conn| {
-                    write_transaction(conn, |c| -> Outcome<Option<UserRow>> {
-                        let Some(mut row) = store::by_email(c, &lookup)? else {
-                            return Ok(None);
-                        };
-                        if row.role != Role::Admin.as_str() {
-                            store::set_role(c, &row.id, Role::Admin.as_str(), db::now())?;
-                            row.role = Role::Admin.as_str().to_string();
-                        }
-                        Ok(Some(row))
-                    })
-                })
+                .run(move |conn| store::by_email(conn, &lookup).map_err(IdentityError::from))
                 .await?;
-            if let Some(row) = promoted {
+            let Some(row) = existing else {
+                match self.create(new.clone(), Role::Admin).await {
+                    // Someone created the account meanwhile: check it on the next pass.
+                    Err(IdentityError::EmailTaken) => continue,
+                    other => return other,
+                }
+            };
+            // Whoever registered this email first must not become admin by it: only the holder of the
+            // configured password is promoted.
+            if !self
+                .verify(new.password.clone(), Some(row.password_hash.clone()))
+                .await?
+            {
+                return Err(IdentityError::AdminPasswordMismatch);
+            }
+            if row.role == Role::Admin.as_str() {
                 return user(row);
             }
-            match self.create(new.clone(), Role::Admin).await {
-                // Someone created the account meanwhile: promote it on the next pass.
-                Err(IdentityError::EmailTaken) => continue,
-                other => return other,
-            }
+            let id = row.id.clone();
+            self.db
+                .run(move |conn| {
+                    write_transaction(conn, |c| {
+                        store::set_role(c, &id, Role::Admin.as_str(), db::now())
+                    })
+                    .map_err(IdentityError::from)
+                })
+                .await?;
+            return user(UserRow {
+                role: Role::Admin.as_str().to_string(),
+                ..row
+            });
         }
         Err(IdentityError::Internal("ensure_admin kept racing".into()))
     }

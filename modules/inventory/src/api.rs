@@ -131,28 +131,28 @@ shop_kernel::contract! {
         client = InventoryClient;
 
         /// Stock levels of a SKU; anyone may read them. Read-only.
-        Read fn get_stock(sku: String) -> StockLevels;
+        Read fn get_stock(sku: String) -> StockLevels, for [Anyone];
 
         /// Sets the units on hand, creating the SKU's record if needed; admins only. Idempotent.
-        Idempotent fn set_stock(sku: String, stock: SetStock) -> StockLevels;
+        Idempotent fn set_stock(sku: String, stock: SetStock) -> StockLevels, for [Admin];
 
         /// Adds `delta` units (negative removes); admins only. Idempotent when given an idempotency key
         /// (the same key and body replay the first outcome), otherwise each call applies once.
-        Once fn adjust_stock(sku: String, adjustment: Adjustment, idempotency_key: Option<String>) -> StockLevels;
+        Once fn adjust_stock(sku: String, adjustment: Adjustment, idempotency_key: Option<String>) -> StockLevels, for [Admin];
 
-        /// Holds every line for `order_id`, or nothing if any line lacks stock; modules only.
+        /// Holds every line for `order_id`, or nothing if any line lacks stock; ordering only.
         /// Idempotent by order id: repeating it returns the existing reservation whatever its status, so a
         /// caller retrying after a long pause checks `status` (it may have expired or been released).
-        Idempotent fn reserve(order_id: Uuid, lines: Vec<ReservationLine>) -> Reservation;
+        Idempotent fn reserve(order_id: Uuid, lines: Vec<ReservationLine>) -> Reservation, for [Module("ordering")];
 
-        /// Turns a held reservation into a sale (units leave on hand); modules only. Idempotent.
-        Idempotent fn commit_reservation(order_id: Uuid) -> Reservation;
+        /// Turns a held reservation into a sale (units leave on hand); ordering only. Idempotent.
+        Idempotent fn commit_reservation(order_id: Uuid) -> Reservation, for [Module("ordering")];
 
-        /// Gives the units back (held: unreserved; committed: returned to on hand); modules only.
+        /// Gives the units back (held: unreserved; committed: returned to on hand); ordering only.
         /// Idempotent; releasing an unknown order records it, so a late `reserve` cannot hold stock for it.
-        Idempotent fn release_reservation(order_id: Uuid) -> Reservation;
+        Idempotent fn release_reservation(order_id: Uuid) -> Reservation, for [Module("ordering")];
 
-        /// The reservation for an order; modules only. Read-only.
-        Read fn get_reservation(order_id: Uuid) -> Reservation;
+        /// The reservation for an order; ordering only. Read-only.
+        Read fn get_reservation(order_id: Uuid) -> Reservation, for [Module("ordering")];
     }
 }

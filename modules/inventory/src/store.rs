@@ -5,6 +5,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use shop_kernel::db::DbConn;
 
+use crate::api::ReservationStatus;
+
 diesel::table! {
     inventory_stock (sku) {
         sku -> Text,
@@ -57,7 +59,7 @@ diesel::table! {
 pub type StockRow = (String, i64, i64);
 
 /// A reservation header: (status, expires_at).
-pub type ReservationRow = (String, NaiveDateTime);
+pub type ReservationRow = (ReservationStatus, NaiveDateTime);
 
 pub fn stock(conn: &mut DbConn, sku: &str) -> QueryResult<Option<StockRow>> {
     use inventory_stock::dsl as s;
@@ -198,11 +200,21 @@ pub fn insert_adjustment(
 
 pub fn reservation(conn: &mut DbConn, order_id: &str) -> QueryResult<Option<ReservationRow>> {
     use inventory_reservations::dsl as r;
-    r::inventory_reservations
+    let row: Option<(String, NaiveDateTime)> = r::inventory_reservations
         .filter(r::order_id.eq(order_id))
         .select((r::status, r::expires_at))
         .first(conn)
-        .optional()
+        .optional()?;
+    row.map(|(status, expires_at)| {
+        ReservationStatus::parse(&status)
+            .map(|s| (s, expires_at))
+            .ok_or_else(|| {
+                diesel::result::Error::DeserializationError(
+                    format!("unknown reservation status {status}").into(),
+                )
+            })
+    })
+    .transpose()
 }
 
 /// The reservation's lines as (sku, quantity), sorted by SKU.
@@ -218,7 +230,7 @@ pub fn reservation_lines(conn: &mut DbConn, order_id: &str) -> QueryResult<Vec<(
 pub fn insert_reservation(
     conn: &mut DbConn,
     order_id: &str,
-    status: &str,
+    status: ReservationStatus,
     lines: &[(String, i64)],
     expires_at: NaiveDateTime,
     now: NaiveDateTime,
@@ -228,7 +240,7 @@ pub fn insert_reservation(
     diesel::insert_into(r::inventory_reservations)
         .values((
             r::order_id.eq(order_id),
-            r::status.eq(status),
+            r::status.eq(status.as_str()),
             r::expires_at.eq(expires_at),
             r::created_at.eq(now),
             r::updated_at.eq(now),
@@ -260,17 +272,17 @@ pub fn lock_reservation(conn: &mut DbConn, order_id: &str) -> QueryResult<usize>
 pub fn transition(
     conn: &mut DbConn,
     order_id: &str,
-    from: &str,
-    to: &str,
+    from: ReservationStatus,
+    to: ReservationStatus,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
     use inventory_reservations::dsl as r;
     diesel::update(
         r::inventory_reservations
             .filter(r::order_id.eq(order_id))
-            .filter(r::status.eq(from)),
+            .filter(r::status.eq(from.as_str())),
     )
-    .set((r::status.eq(to), r::updated_at.eq(now)))
+    .set((r::status.eq(to.as_str()), r::updated_at.eq(now)))
     .execute(conn)
 }
 
@@ -282,7 +294,7 @@ pub fn expired_holds(
 ) -> QueryResult<Vec<String>> {
     use inventory_reservations::dsl as r;
     r::inventory_reservations
-        .filter(r::status.eq("held"))
+        .filter(r::status.eq(ReservationStatus::Held.as_str()))
         .filter(r::expires_at.lt(now))
         .order(r::expires_at.asc())
         .select(r::order_id)

@@ -50,7 +50,8 @@ struct KeyCache {
 /// periodically.
 pub struct TokenVerifier {
     source: Arc<dyn KeySource>,
-    rules: TokenRules,
+    /// Built once: issuer, audience, required claims and the pinned algorithm never change.
+    validation: Validation,
     cache: RwLock<KeyCache>,
     /// Single flight: one fetch at a time, and never while holding the cache lock.
     refresh: Mutex<()>,
@@ -62,9 +63,14 @@ impl TokenVerifier {
     /// A verifier that keeps keys for `max_age` and refetches on an unknown key at most once per
     /// `min_refetch`.
     pub fn new(source: Arc<dyn KeySource>, rules: TokenRules) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&rules.issuer]);
+        validation.set_audience(&[&rules.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 5;
         TokenVerifier {
             source,
-            rules,
+            validation,
             refresh: Mutex::new(()),
             cache: RwLock::new(KeyCache {
                 keys: HashMap::new(),
@@ -88,12 +94,7 @@ impl TokenVerifier {
             .kid
             .ok_or_else(|| TokenError::Invalid("missing kid".into()))?;
         let key = self.key(&kid).await?;
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_issuer(&[&self.rules.issuer]);
-        validation.set_audience(&[&self.rules.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 5;
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation)
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
         let id = Uuid::parse_str(&data.claims.sub)
             .map_err(|_| TokenError::Invalid("sub is not a user id".into()))?;

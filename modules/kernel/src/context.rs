@@ -54,6 +54,25 @@ pub enum Caller {
     User(UserCaller),
 }
 
+/// Who made the call at the module boundary (the end user it is made for is [`Caller`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// An outside client, through the public API (or a gateway forwarding its request).
+    #[default]
+    Client,
+    /// Another module, by name: in-process, or over `/internal` with a credential that may speak for it.
+    Module(String),
+    /// The process itself: startup, CLI, background tasks. Never crosses a process boundary.
+    System,
+}
+
+impl Origin {
+    /// True when the call comes from module `name`.
+    pub fn is_module(&self, name: &str) -> bool {
+        matches!(self, Origin::Module(m) if m == name)
+    }
+}
+
 /// Why a caller may not do something; every module error converts from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessDenied {
@@ -74,9 +93,8 @@ pub struct RequestContext {
     pub caller: Caller,
     /// The caller's raw bearer token, forwarded when a module is called over HTTP.
     pub token: Option<String>,
-    /// True when the call comes from another module (in-process, or over `/internal` with the service
-    /// credential) rather than from an outside client. Operations reserved to modules check it.
-    pub trusted: bool,
+    /// Who made the call: an outside client, a module (by name) or the system itself.
+    pub origin: Origin,
     /// The client's network address, for throttling.
     pub client_addr: Option<String>,
     /// When the caller stops waiting; remote calls never wait past it.
@@ -88,17 +106,23 @@ impl RequestContext {
     pub fn system() -> Self {
         RequestContext {
             request_id: Uuid::now_v7().to_string(),
-            trusted: true,
+            origin: Origin::System,
             ..Default::default()
         }
     }
 
-    /// The same context, marked as a call between modules (keeps the user it is made for).
-    pub fn as_trusted(&self) -> Self {
+    /// The same context, as a call made by module `name` (keeps the user it is made for, the request id
+    /// and the deadline).
+    pub fn as_module(&self, name: &str) -> Self {
         RequestContext {
-            trusted: true,
+            origin: Origin::Module(name.to_string()),
             ..self.clone()
         }
+    }
+
+    /// True when another module or the system makes the call, not an outside client.
+    pub fn is_internal(&self) -> bool {
+        self.origin != Origin::Client
     }
 
     /// The signed-in user, if any.
@@ -124,17 +148,6 @@ impl RequestContext {
         }
     }
 
-    /// A call from another module or from the system itself; outside clients are `Forbidden`.
-    pub fn require_trusted(&self) -> Result<(), AccessDenied> {
-        if self.trusted {
-            Ok(())
-        } else if self.user().is_none() {
-            Err(AccessDenied::Unauthenticated)
-        } else {
-            Err(AccessDenied::Forbidden)
-        }
-    }
-
     /// Time left before the deadline (`None`: no deadline).
     pub fn remaining(&self) -> Option<Duration> {
         self.deadline
@@ -143,10 +156,11 @@ impl RequestContext {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn user(role: Role) -> RequestContext {
+    /// A context for a signed-in user with this role.
+    pub(crate) fn user(role: Role) -> RequestContext {
         RequestContext {
             caller: Caller::User(UserCaller {
                 id: Uuid::now_v7(),
@@ -171,15 +185,5 @@ mod tests {
             Err(AccessDenied::Forbidden)
         );
         assert!(user(Role::Admin).require_admin().is_ok());
-    }
-
-    #[test]
-    fn only_module_calls_are_trusted() {
-        assert_eq!(
-            user(Role::Admin).require_trusted(),
-            Err(AccessDenied::Forbidden)
-        );
-        assert!(user(Role::Customer).as_trusted().require_trusted().is_ok());
-        assert!(RequestContext::system().require_trusted().is_ok());
     }
 }

@@ -12,12 +12,14 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::auth::{TokenError, TokenVerifier};
+use crate::context::Origin;
 use crate::context::{Caller, RequestContext};
 use crate::problem::{ApiError, PROBLEM_CONTENT_TYPE, Problem, codes};
 use crate::rpc::{
-    CLIENT_ADDR_HEADER, DEADLINE_HEADER, DispatchError, REQUEST_ID_HEADER, SERVICE_TOKEN_HEADER,
-    TRUSTED_HEADER,
+    CLIENT_ADDR_HEADER, DEADLINE_HEADER, DispatchError, ORIGIN_HEADER, Operation,
+    REQUEST_ID_HEADER, SERVICE_NAME_HEADER, SERVICE_TOKEN_HEADER,
 };
+use crate::secret::{Secret, constant_time_eq};
 
 /// Largest JSON body a public endpoint accepts.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
@@ -80,12 +82,84 @@ pub fn problem_response(problem: &Problem) -> HttpResponse {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TrustForwarded(pub bool);
 
-/// The shared service credential that `/internal` routes require.
-#[derive(Clone)]
-pub struct ServiceToken(pub Option<String>);
+/// The credentials `/internal` routes accept.
+///
+/// Single trust zone: every service presents the same shared token (`SHOP_SERVICE_TOKEN`), and its holder
+/// may speak for any module. Per-service mode (opt-in): a service presents its name and its own secret, the
+/// receiver holds only the SHA-256 digest of that secret (`SHOP_SERVICE_PEERS`), and the name lists the
+/// modules it may speak for, so a leaked secret of one service cannot act as another module.
+/// Two entries for one name, or two shared tokens, are accepted at once while a credential is rotated.
+#[derive(Clone, Default)]
+pub struct ServiceAuth {
+    /// Shared tokens (the current one and, during a rotation, one more).
+    pub shared: Vec<Secret>,
+    /// Per-service credentials: the service's name and the SHA-256 digest of its secret.
+    pub peers: Vec<(String, [u8; 32])>,
+}
+
+/// The modules a verified caller may speak for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Speaker {
+    /// A holder of the shared token: any module.
+    AnyModule,
+    /// A named service: the modules its name lists (`ordering+notifications`).
+    Modules(Vec<String>),
+}
+
+impl Speaker {
+    fn may_speak_for(&self, module: &str) -> bool {
+        match self {
+            Speaker::AnyModule => true,
+            Speaker::Modules(modules) => modules.iter().any(|m| m == module),
+        }
+    }
+}
+
+/// SHA-256 of a secret, as the receiving side stores it.
+pub fn credential_digest(secret: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(secret.as_bytes()).into()
+}
+
+impl ServiceAuth {
+    /// True when no credential is configured: the process accepts no service calls.
+    pub fn is_empty(&self) -> bool {
+        self.shared.is_empty() && self.peers.is_empty()
+    }
+
+    /// Who a presented credential stands for, if it is accepted.
+    pub fn verify(&self, name: Option<&str>, token: &str) -> Option<Speaker> {
+        match name {
+            None => self
+                .shared
+                .iter()
+                .any(|s| s.matches(token.as_bytes()))
+                .then_some(Speaker::AnyModule),
+            Some(name) => {
+                let digest = credential_digest(token);
+                // Every entry is compared, so timing does not reveal which names exist.
+                let ok = self.peers.iter().fold(false, |ok, (n, d)| {
+                    ok | (constant_time_eq(n.as_bytes(), name.as_bytes())
+                        & constant_time_eq(d, &digest))
+                });
+                ok.then(|| Speaker::Modules(name.split('+').map(str::to_string).collect()))
+            }
+        }
+    }
+}
 
 fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn deployment_fault(status: u16, code: &str, detail: impl Into<String>) -> HttpProblem {
+    let title = match code {
+        codes::SERVICE_UNAUTHENTICATED => "Service credential rejected",
+        codes::ORIGIN_NOT_ALLOWED => "Origin not allowed",
+        codes::UNKNOWN_OPERATION => "Unknown operation",
+        _ => "Bad call",
+    };
+    HttpProblem::new(Problem::new(status, code, title, detail))
 }
 
 fn unauthenticated(detail: &str) -> HttpProblem {
@@ -202,21 +276,50 @@ impl FromRequest for InternalContext {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let expected = req
-                .app_data::<web::Data<ServiceToken>>()
-                .and_then(|t| t.0.clone())
+            let auth = req
+                .app_data::<web::Data<ServiceAuth>>()
+                .filter(|a| !a.is_empty())
                 .ok_or_else(|| {
-                    unauthenticated(
-                        "This server accepts no service calls: SHOP_SERVICE_TOKEN is not set.",
+                    deployment_fault(
+                        401,
+                        codes::SERVICE_UNAUTHENTICATED,
+                        "This server accepts no service calls: it has no service credential configured.",
                     )
                 })?;
             let presented = header_str(&req, SERVICE_TOKEN_HEADER).unwrap_or_default();
-            if !constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
-                return Err(unauthenticated("A valid service credential is required."));
-            }
+            let speaker = auth
+                .verify(header_str(&req, SERVICE_NAME_HEADER), presented)
+                .ok_or_else(|| {
+                    deployment_fault(
+                        401,
+                        codes::SERVICE_UNAUTHENTICATED,
+                        "The service credential is missing or not accepted.",
+                    )
+                })?;
             let mut ctx = base_context(&req);
-            ctx.trusted = header_str(&req, TRUSTED_HEADER) == Some("1");
-            // Only a holder of the service credential may say who the end client is.
+            ctx.origin = match header_str(&req, ORIGIN_HEADER) {
+                None | Some("client") => Origin::Client,
+                Some(origin) => match origin.strip_prefix("module:") {
+                    Some(module) if speaker.may_speak_for(module) => {
+                        Origin::Module(module.to_string())
+                    }
+                    Some(module) => {
+                        return Err(deployment_fault(
+                            403,
+                            codes::ORIGIN_NOT_ALLOWED,
+                            format!("This credential may not speak for module {module}."),
+                        ));
+                    }
+                    None => {
+                        return Err(deployment_fault(
+                            400,
+                            codes::BAD_CALL,
+                            format!("{ORIGIN_HEADER} must be `client` or `module:<name>`."),
+                        ));
+                    }
+                },
+            };
+            // Only a holder of a service credential may say who the end client is.
             if let Some(addr) = header_str(&req, CLIENT_ADDR_HEADER).filter(|a| a.len() <= 64) {
                 ctx.client_addr = Some(addr.to_string());
             }
@@ -229,11 +332,10 @@ impl FromRequest for InternalContext {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The answer to an authenticated readiness probe of a module's `/internal` endpoint.
+pub fn probe_response(module: &str, operations: &[Operation]) -> HttpResponse {
+    let names: Vec<&str> = operations.iter().map(|op| op.name).collect();
+    HttpResponse::Ok().json(serde_json::json!({ "module": module, "operations": names }))
 }
 
 /// Parses the JSON body of an `/internal` call.
@@ -242,7 +344,7 @@ pub fn rpc_arguments(body: &[u8]) -> Result<serde_json::Value, HttpProblem> {
         return Ok(serde_json::Value::Object(Default::default()));
     }
     serde_json::from_slice(body)
-        .map_err(|e| HttpProblem::new(Problem::bad_request(format!("Body is not JSON: {e}"))))
+        .map_err(|e| deployment_fault(400, codes::BAD_CALL, format!("Body is not JSON: {e}")))
 }
 
 /// The response to an `/internal` call.
@@ -252,13 +354,12 @@ pub fn rpc_response<E: ApiError>(
     match result {
         Ok(value) => Ok(HttpResponse::Ok().json(value)),
         Err(DispatchError::Api(e)) => Err(e.into()),
-        Err(DispatchError::UnknownOperation(op)) => Err(HttpProblem::new(Problem::new(
+        Err(DispatchError::UnknownOperation(op)) => Err(deployment_fault(
             404,
-            codes::NOT_FOUND,
-            "Not found",
-            format!("No operation named {op}."),
-        ))),
-        Err(DispatchError::BadArguments(e)) => Err(HttpProblem::new(Problem::bad_request(e))),
+            codes::UNKNOWN_OPERATION,
+            format!("No operation named {op} is served over HTTP."),
+        )),
+        Err(DispatchError::BadArguments(e)) => Err(deployment_fault(400, codes::BAD_CALL, e)),
         Err(DispatchError::Encode(e)) => {
             tracing::error!(error = %e, "cannot encode an operation's result");
             Err(HttpProblem::new(Problem::new(

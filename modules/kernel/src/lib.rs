@@ -4,6 +4,7 @@
 //! ([`RequestContext`]), how errors look on the wire ([`Problem`]), pages, money, and the plumbing that makes a
 //! module callable in-process or over HTTP through one trait ([`contract!`]). No business rules live here.
 
+pub mod access;
 pub mod context;
 pub mod jwks;
 pub mod money;
@@ -11,6 +12,7 @@ pub mod observe;
 pub mod page;
 pub mod problem;
 pub mod rpc;
+pub mod secret;
 pub mod validation;
 
 #[cfg(feature = "auth")]
@@ -20,10 +22,12 @@ pub mod db;
 #[cfg(feature = "server")]
 pub mod http;
 
-pub use context::{AccessDenied, Caller, RequestContext, Role, UserCaller};
+pub use access::Allow;
+pub use context::{AccessDenied, Caller, Origin, RequestContext, Role, UserCaller};
 pub use money::Money;
 pub use page::{Page, PageRequest};
 pub use problem::{ApiError, FieldError, Problem};
+pub use secret::Secret;
 
 /// Re-exports used by code that [`contract!`] generates inside module crates.
 #[doc(hidden)]

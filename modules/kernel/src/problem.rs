@@ -152,10 +152,30 @@ pub mod codes {
     pub const INTERNAL: &str = "internal";
     /// 503: a module this request needs cannot be reached.
     pub const UNAVAILABLE: &str = "unavailable";
+
+    // Deployment faults between services: the calling service logs them and answers 503, never these.
+    /// 401 on `/internal`: the service credential is missing or not accepted.
+    pub const SERVICE_UNAUTHENTICATED: &str = "service_unauthenticated";
+    /// 403 on `/internal`: the credential may not speak for the module named as the origin.
+    pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
+    /// 404 on `/internal`: no such module or operation is served here.
+    pub const UNKNOWN_OPERATION: &str = "unknown_operation";
+    /// 400 on `/internal`: the call could not be read (malformed JSON, arguments of the wrong shape).
+    pub const BAD_CALL: &str = "bad_call";
+
+    /// True for the codes that mean the services are deployed or built wrong, not that the user erred.
+    pub fn is_deployment_fault(code: &str) -> bool {
+        matches!(
+            code,
+            SERVICE_UNAUTHENTICATED | ORIGIN_NOT_ALLOWED | UNKNOWN_OPERATION | BAD_CALL
+        )
+    }
 }
 
 /// A module's error enum: maps to a problem and back, losslessly for every variant.
-pub trait ApiError: std::error::Error + Send + Sync + Sized + 'static {
+pub trait ApiError:
+    std::error::Error + From<crate::AccessDenied> + Send + Sync + Sized + 'static
+{
     /// The problem this error is sent as.
     fn to_problem(&self) -> Problem;
     /// The error a received problem stands for (inverse of [`ApiError::to_problem`]).

@@ -7,8 +7,10 @@ use std::fmt;
 
 /// Header carrying the service credential on `/internal` calls.
 pub const SERVICE_TOKEN_HEADER: &str = "x-shop-service-token";
-/// Header marking a call as made by a module (see `RequestContext::trusted`).
-pub const TRUSTED_HEADER: &str = "x-shop-trusted";
+/// Header naming the calling service when it presents its own credential (per-service mode).
+pub const SERVICE_NAME_HEADER: &str = "x-shop-service";
+/// Header saying who makes the call: `client`, or `module:<name>` (see `RequestContext::origin`).
+pub const ORIGIN_HEADER: &str = "x-shop-origin";
 /// Header carrying the caller's remaining time budget in milliseconds.
 pub const DEADLINE_HEADER: &str = "x-shop-deadline-ms";
 /// Header carrying the end client's address (throttling must see the client, not the calling service).
@@ -40,14 +42,16 @@ pub struct Operation {
     pub returns: &'static str,
     /// The method's doc comment.
     pub doc: &'static str,
+    /// Who may call it.
+    pub access: &'static [crate::access::Allow],
 }
 
 /// Why an `/internal` call could not be answered with the operation's own result.
 #[derive(Debug)]
 pub enum DispatchError<E> {
-    /// No operation of that name (404).
+    /// No operation of that name, or one that is not served over HTTP (404 `unknown_operation`).
     UnknownOperation(String),
-    /// The arguments did not match the operation's parameters (400).
+    /// The arguments did not match the operation's parameters (400 `bad_call`).
     BadArguments(String),
     /// The result could not be encoded (500).
     Encode(String),
@@ -69,8 +73,13 @@ impl<E: fmt::Display> fmt::Display for DispatchError<E> {
 /// Declares a module contract: the async trait, the [`Operation`] list, the server-side `dispatch`
 /// function and (with the module's `client` feature) an HTTP client implementing the trait.
 ///
-/// Each method is prefixed with its retry class (`Read`, `Idempotent` or `Once`) and may only carry doc
-/// comments.
+/// Each method is prefixed with its retry class (`Read`, `Idempotent` or `Once`), ends with the callers it
+/// admits (`for [Anyone]`, `for [Admin]`, `for [User, Module("ordering")]`, `for [System]`: see
+/// [`Allow`](crate::access::Allow)) and may only carry doc comments.
+///
+/// Compatibility of `/internal` across rolling deploys: a server ignores arguments it does not know, and an
+/// argument added to an existing method must be an `Option` (absent means `None`), so old and new callers
+/// and servers can talk during a deploy. Removing or retyping an argument needs a new method.
 #[macro_export]
 macro_rules! contract {
     (
@@ -81,7 +90,7 @@ macro_rules! contract {
             client = $client:ident;
             $(
                 $(#[doc = $doc:literal])*
-                $retry:ident fn $name:ident ( $( $arg:ident : $aty:ty ),* $(,)? ) -> $out:ty;
+                $retry:ident fn $name:ident ( $( $arg:ident : $aty:ty ),* $(,)? ) -> $out:ty, for [ $($allow:tt)* ];
             )*
         }
     ) => {
@@ -106,6 +115,11 @@ macro_rules! contract {
                     args: stringify!($($arg: $aty),*),
                     returns: stringify!($out),
                     doc: concat!($($doc, "\n"),*),
+                    access: {
+                        #[allow(unused_imports)]
+                        use $crate::access::Allow::*;
+                        &[$($allow)*]
+                    },
                 },
             )*
         ];
@@ -120,8 +134,16 @@ macro_rules! contract {
             match operation {
                 $(
                     stringify!($name) => {
+                        #[allow(unused_imports)]
+                        use $crate::access::Allow::*;
+                        const ACCESS: &[$crate::access::Allow] = &[$($allow)*];
+                        if !$crate::access::reachable_over_http(ACCESS) {
+                            return Err($crate::rpc::DispatchError::UnknownOperation(operation.to_string()));
+                        }
+                        $crate::access::check(ACCESS, ctx)
+                            .map_err(|denied| $crate::rpc::DispatchError::Api(<$err>::from(denied)))?;
+                        // Tolerant reader: unknown arguments (from a newer caller) are ignored.
                         #[derive(::serde::Deserialize)]
-                        #[serde(deny_unknown_fields)]
                         struct Args { $($arg: $aty,)* }
                         #[allow(unused_variables)]
                         let args: Args = $crate::__private::serde_json::from_value(args)
@@ -135,7 +157,7 @@ macro_rules! contract {
             }
         }
 
-        #[doc = concat!("`", stringify!($trait), "` with a tracing span and an observer record around every call.")]
+        #[doc = concat!("`", stringify!($trait), "` behind its access rules, with a tracing span and an observer record around every call.")]
         pub struct Observed {
             inner: ::std::sync::Arc<dyn $trait>,
             transport: $crate::observe::Transport,
@@ -157,6 +179,10 @@ macro_rules! contract {
         impl $trait for Observed {
             $(
                 async fn $name(&self, ctx: &$crate::RequestContext, $($arg: $aty),*) -> ::std::result::Result<$out, $err> {
+                    #[allow(unused_imports)]
+                    use $crate::access::Allow::*;
+                    const ACCESS: &[$crate::access::Allow] = &[$($allow)*];
+                    $crate::access::check(ACCESS, ctx).map_err(<$err>::from)?;
                     let span = $crate::__private::tracing::info_span!(
                         "module_call",
                         module = $module,
@@ -197,12 +223,25 @@ macro_rules! contract {
             $crate::http::rpc_response(dispatch(api.get_ref(), &ctx.0, &operation, args).await)
         }
 
-        /// Registers `POST /internal/<module>/{operation}` (needs the API and a `ServiceToken` in app data).
+        /// Answers an authenticated readiness probe: this process serves the module and accepts the caller.
+        #[cfg(feature = "server")]
+        pub async fn internal_probe(
+            _ctx: $crate::http::InternalContext,
+        ) -> $crate::__private::actix_web::HttpResponse {
+            $crate::http::probe_response($module, OPERATIONS)
+        }
+
+        /// Registers `POST /internal/<module>/{operation}` and the probe `GET /internal/<module>` (needs the
+        /// API and the `ServiceAuth` in app data).
         #[cfg(feature = "server")]
         pub fn internal_routes(cfg: &mut $crate::__private::actix_web::web::ServiceConfig) {
             cfg.route(
                 concat!("/internal/", $module, "/{operation}"),
                 $crate::__private::actix_web::web::post().to(internal_call),
+            )
+            .route(
+                concat!("/internal/", $module),
+                $crate::__private::actix_web::web::get().to(internal_probe),
             );
         }
 
@@ -231,6 +270,15 @@ macro_rules! contract {
         impl $trait for $client {
             $(
                 async fn $name(&self, ctx: &$crate::RequestContext, $($arg: $aty),*) -> ::std::result::Result<$out, $err> {
+                    #[allow(unused_imports)]
+                    use $crate::access::Allow::*;
+                    const ACCESS: &[$crate::access::Allow] = &[$($allow)*];
+                    // The system's authority never crosses a process boundary; other denials are decided
+                    // here as the server would, without a round trip.
+                    if !$crate::access::reachable_over_http(ACCESS) {
+                        return Err(<$err>::from($crate::AccessDenied::Forbidden));
+                    }
+                    $crate::access::check(ACCESS, ctx).map_err(<$err>::from)?;
                     #[derive(::serde::Serialize)]
                     struct Args<'a> {
                         $($arg: &'a $aty,)*
@@ -250,4 +298,4 @@ macro_rules! contract {
 #[cfg(feature = "client")]
 mod client;
 #[cfg(feature = "client")]
-pub use client::{RpcClient, RpcConfig};
+pub use client::{OutgoingCredential, RpcClient, RpcConfig};

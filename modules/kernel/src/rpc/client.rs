@@ -11,19 +11,36 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    CLIENT_ADDR_HEADER, DEADLINE_HEADER, REQUEST_ID_HEADER, Retry, SERVICE_TOKEN_HEADER,
-    TRUSTED_HEADER,
+    CLIENT_ADDR_HEADER, DEADLINE_HEADER, ORIGIN_HEADER, REQUEST_ID_HEADER, Retry,
+    SERVICE_NAME_HEADER, SERVICE_TOKEN_HEADER,
 };
-use crate::context::RequestContext;
-use crate::problem::{ApiError, Problem};
+use crate::context::{Origin, RequestContext};
+use crate::problem::{ApiError, Problem, codes};
+use crate::secret::Secret;
+
+/// What a service presents on its `/internal` calls.
+#[derive(Debug, Clone)]
+pub enum OutgoingCredential {
+    /// The one token every service of a single trust zone shares (`SHOP_SERVICE_TOKEN`).
+    Shared(Secret),
+    /// This service's own name and secret (`SHOP_SERVICE_NAME`, `SHOP_SERVICE_SECRET`): the receiver checks
+    /// the secret against the digest it holds for that name, and lets it speak only for the modules the
+    /// name lists.
+    Service {
+        /// The service's name: the modules it hosts joined by `+` (`ordering+notifications`).
+        name: String,
+        /// Its secret.
+        secret: Secret,
+    },
+}
 
 /// How to reach a remote module.
 #[derive(Debug, Clone)]
 pub struct RpcConfig {
     /// Base URL of the service, e.g. `http://inventory:8080`.
     pub base_url: String,
-    /// The shared service credential sent on `/internal` calls.
-    pub service_token: Option<String>,
+    /// The credential sent on `/internal` calls.
+    pub credential: Option<OutgoingCredential>,
     /// Longest wait for one attempt.
     pub attempt_timeout: Duration,
     /// Longest wait for a call, retries included (the caller's deadline can shorten it).
@@ -38,10 +55,10 @@ pub struct RpcConfig {
 
 impl RpcConfig {
     /// Defaults suited to calls between services in one data centre.
-    pub fn new(base_url: impl Into<String>, service_token: Option<String>) -> Self {
+    pub fn new(base_url: impl Into<String>, credential: Option<OutgoingCredential>) -> Self {
         RpcConfig {
             base_url: base_url.into().trim_end_matches('/').to_string(),
-            service_token,
+            credential,
             attempt_timeout: Duration::from_secs(5),
             total_timeout: Duration::from_secs(10),
             max_retries: 2,
@@ -172,14 +189,13 @@ impl RpcClient {
                 // The server may stop waiting when this attempt does; a retry brings its own budget.
                 .header(DEADLINE_HEADER, timeout.as_millis().to_string())
                 .body(body.clone());
-            if let Some(token) = &self.config.service_token {
-                req = req.header(SERVICE_TOKEN_HEADER, token);
-            }
+            req = self.authenticated(req);
             if let Some(token) = &ctx.token {
                 req = req.bearer_auth(token);
             }
-            if ctx.trusted {
-                req = req.header(TRUSTED_HEADER, "1");
+            // The system's authority stays in its process: elsewhere a system call is an outside client's.
+            if let Origin::Module(name) = &ctx.origin {
+                req = req.header(ORIGIN_HEADER, format!("module:{name}"));
             }
             if let Some(addr) = &ctx.client_addr {
                 req = req.header(CLIENT_ADDR_HEADER, addr);
@@ -257,6 +273,24 @@ impl RpcClient {
             }));
         }
         match serde_json::from_slice::<Problem>(&bytes) {
+            // The services are deployed or built wrong: the user did nothing wrong, retrying will not help,
+            // and the operator must hear of it.
+            Ok(problem) if codes::is_deployment_fault(&problem.code) => {
+                self.breaker.record(false, threshold, cooldown);
+                tracing::error!(
+                    module,
+                    operation,
+                    base_url = %self.config.base_url,
+                    code = %problem.code,
+                    detail = %problem.detail_or_empty(),
+                    "deployment fault: the remote service refused the call itself (check the service \
+                     credentials, the module URL and that both sides run compatible versions)"
+                );
+                Attempt::Done(Err(E::unavailable(format!(
+                    "{module}.{operation} was refused by the remote service ({})",
+                    problem.code
+                ))))
+            }
             // 503 from the remote means one of *its* dependencies is down: retryable, as is a 429.
             Ok(problem) if matches!(problem.status, 503 | 429) => {
                 self.breaker.record(true, threshold, cooldown);
@@ -283,6 +317,40 @@ impl RpcClient {
                 )
             }
         }
+    }
+
+    fn authenticated(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.config.credential {
+            None => req,
+            Some(OutgoingCredential::Shared(token)) => {
+                req.header(SERVICE_TOKEN_HEADER, token.expose())
+            }
+            Some(OutgoingCredential::Service { name, secret }) => req
+                .header(SERVICE_NAME_HEADER, name)
+                .header(SERVICE_TOKEN_HEADER, secret.expose()),
+        }
+    }
+
+    /// Readiness of a remote module: `GET /internal/<module>` with this client's credential, so a wrong
+    /// URL, a rejected credential or a process that does not serve the module all count as down.
+    pub async fn probe(&self, module: &str) -> Result<(), String> {
+        let url = format!("{}/internal/{module}", self.config.base_url);
+        let resp = self
+            .authenticated(self.http.get(&url))
+            .timeout(self.config.attempt_timeout)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url} failed: {}", transport_reason(&e)))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let code = resp
+            .json::<Problem>()
+            .await
+            .map(|p| p.code)
+            .unwrap_or_else(|_| "no problem document".into());
+        Err(format!("GET {url} answered HTTP {status} ({code})"))
     }
 
     /// `GET <base>/<path>` decoded as JSON, with the same timeouts (for JWKS and health checks).
