@@ -95,3 +95,73 @@ async fn concurrent_adjustments_never_drive_stock_negative() -> TestResult {
     );
     Ok(())
 }
+
+/// The caller's own retries of one reservation (sent again after a timeout) race each other.
+async fn race_duplicate_reserves(
+    inventory: Arc<dyn InventoryApi>,
+    admin: &RequestContext,
+) -> TestResult {
+    inventory
+        .set_stock(admin, "DUP-1".into(), SetStock { on_hand: 5 })
+        .await?;
+    // Open the pool's connections first, so the duplicates really run side by side.
+    let warm: Vec<_> = (0..16)
+        .map(|_| {
+            let inventory = inventory.clone();
+            tokio::spawn(async move {
+                inventory
+                    .get_stock(&RequestContext::default(), "DUP-1".into())
+                    .await
+            })
+        })
+        .collect();
+    for task in warm {
+        task.await??;
+    }
+    let order = uuid::Uuid::now_v7();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let inventory = inventory.clone();
+        tasks.push(tokio::spawn(async move {
+            let line = ReservationLine {
+                sku: "DUP-1".into(),
+                quantity: 3,
+            };
+            inventory.reserve(&ordering(), order, vec![line]).await
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await??);
+    }
+    assert!(
+        answers.iter().all(|r| *r == answers[0]),
+        "every duplicate gets the same reservation"
+    );
+    let levels = inventory.get_stock(admin, "DUP-1".into()).await?;
+    assert_eq!(
+        (levels.on_hand, levels.reserved),
+        (5, 3),
+        "held exactly once"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_identical_reserves_hold_the_stock_once_in_process() -> TestResult {
+    let app = spawn_app().await;
+    let admin = app.ctx_for(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let inventory = app
+        .running_modules
+        .inventory
+        .clone()
+        .ok_or("no inventory")?;
+    race_duplicate_reserves(inventory, &admin).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_identical_reserves_hold_the_stock_once_over_http() -> TestResult {
+    let app = spawn_app().await;
+    let admin = app.ctx_for(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    race_duplicate_reserves(Arc::new(InventoryClient::new(app.rpc())), &admin).await
+}
