@@ -29,6 +29,22 @@ async fn registering_returns_the_user_with_a_location_and_never_the_password() -
         r.headers.get("location").and_then(|v| v.to_str().ok()),
         Some(format!("/api/v1/users/{id}").as_str())
     );
+    // The Location exists: for the user, for admins, and for nobody else.
+    let location = format!("/api/v1/users/{id}");
+    let own = app.token("ada@example.com", "a-long-password").await;
+    assert_eq!(app.get(&location, Some(&own)).await.body, r.body);
+    let admin = app.admin_token().await;
+    assert_eq!(app.get(&location, Some(&admin)).await.body, r.body);
+    let (_, other) = app.customer("other@example.com").await;
+    app.get(&location, Some(&other))
+        .await
+        .assert_problem(404, "not_found");
+    app.get(&location, None)
+        .await
+        .assert_problem(401, "unauthenticated");
+    app.get("/api/v1/users/not-a-uuid", Some(&own))
+        .await
+        .assert_problem(400, "bad_request");
     Ok(())
 }
 

@@ -78,6 +78,29 @@ async fn get_current_user(ctx: PublicContext, api: Api) -> Result<HttpResponse, 
     Ok(HttpResponse::Ok().json(user))
 }
 
+/// A user's account: the user themself or an admin; anyone else gets 404.
+#[utoipa::path(
+    tag = "identity",
+    operation_id = "get_user",
+    params(("id" = uuid::Uuid, Path, description = "The user's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account", body = User),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user, or not yours to see", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/api/v1/users/{id}")]
+async fn get_user(
+    ctx: PublicContext,
+    api: Api,
+    id: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, HttpProblem> {
+    let user = api.get_user(&ctx.0, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
 /// The public keys that verify access tokens.
 #[utoipa::path(
     tag = "identity",
@@ -97,6 +120,7 @@ pub fn public_routes(cfg: &mut ServiceConfig) {
     cfg.service(register_user)
         .service(issue_token)
         .service(get_current_user)
+        .service(get_user)
         .service(get_jwks);
 }
 
