@@ -354,18 +354,15 @@ where
     let started = Instant::now();
     let fut = span.in_scope(|| srv.call(req));
     async move {
-        let mut res = fut.await?;
+        let mut res = shop_kernel::http::with_request_id(request_id, fut).await?;
         let status = res.status().as_u16();
         let route = res
             .request()
             .match_pattern()
             .unwrap_or_else(|| "UNMATCHED".into());
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        if status >= 500 {
-            tracing::error!(status, %route, elapsed_ms, "request failed");
-        } else {
-            tracing::info!(status, %route, elapsed_ms, "request finished");
-        }
+        // The access line only: a 5xx's cause was logged once where its response was built.
+        tracing::info!(status, %route, elapsed_ms, "request finished");
         if let Some(h) = header {
             res.headers_mut().insert(REQUEST_ID, h);
         }

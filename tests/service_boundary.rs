@@ -440,3 +440,68 @@ async fn a_newer_caller_and_an_older_caller_are_both_understood() -> TestResult 
     assert_eq!(new.body["on_hand"], 7);
     Ok(())
 }
+
+/// Collects formatted log lines in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut lines) = self.0.lock() {
+            lines.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_5xx_body_names_no_internals_quotes_the_request_id_and_its_cause_is_logged_once() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let _ = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .try_init();
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let app = spawn_with(&[
+        ("SHOP_MODULES", "identity,catalog"),
+        ("SHOP_INVENTORY_URL", &dead),
+        ("SHOP_REMOTE_TIMEOUT_MS", "300"),
+    ])
+    .await;
+    let r = app
+        .request_with(
+            Method::GET,
+            "/api/v1/inventory/MUG-1",
+            None,
+            None,
+            &[("x-request-id", "log-once-0001")],
+        )
+        .await;
+    r.assert_problem(503, "unavailable");
+    let body = r.body.to_string();
+    assert!(
+        !body.contains("127.0.0.1") && !body.contains(&dead),
+        "{body}"
+    );
+    assert_eq!(r.body["request_id"], "log-once-0001", "{body}");
+    let logs = captured
+        .0
+        .lock()
+        .map(|l| String::from_utf8_lossy(&l).into_owned())
+        .unwrap_or_default();
+    let failures: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("log-once-0001") && l.contains("ERROR"))
+        .collect();
+    assert_eq!(failures.len(), 1, "{logs}");
+    assert!(
+        failures[0].contains("127.0.0.1"),
+        "the log has the cause: {}",
+        failures[0]
+    );
+}

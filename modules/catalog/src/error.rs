@@ -77,7 +77,7 @@ impl ApiError for CatalogError {
                 "SKU taken",
                 format!("Another product has SKU {sku}."),
             )
-            .with_sku(sku),
+            .with("sku", sku),
             Unavailable(detail) => Problem::unavailable(detail.clone()),
             Internal(_) => Problem::internal(),
         }
@@ -90,7 +90,7 @@ impl ApiError for CatalogError {
             codes::FORBIDDEN => Forbidden,
             codes::VALIDATION_FAILED => Validation(p.errors.unwrap_or_default()),
             codes::NOT_FOUND => NotFound,
-            "sku_taken" => SkuTaken(p.sku.unwrap_or_default()),
+            "sku_taken" => SkuTaken(p.extension("sku").unwrap_or_default()),
             codes::UNAVAILABLE => Unavailable(p.detail_or_empty()),
             _ => Internal(format!("{} {}: {}", p.status, p.code, p.detail_or_empty())),
         }

@@ -95,7 +95,7 @@ impl ApiError for InventoryError {
             Forbidden => Problem::forbidden("Only admins may do this."),
             Validation(errors) => Problem::validation(errors.clone()),
             SkuNotFound { sku } => {
-                Problem::not_found(format!("SKU {sku} has no stock record.")).with_sku(sku)
+                Problem::not_found(format!("SKU {sku} has no stock record.")).with("sku", sku)
             }
             ReservationNotFound => Problem::new(
                 404,
@@ -109,14 +109,14 @@ impl ApiError for InventoryError {
                 "Below reserved",
                 format!("on_hand of {sku} may not fall below the units reserved for orders."),
             )
-            .with_sku(sku),
+            .with("sku", sku),
             InsufficientStock { sku } => Problem::new(
                 409,
                 "insufficient_stock",
                 "Insufficient stock",
                 format!("Not enough units of {sku} are available."),
             )
-            .with_sku(sku),
+            .with("sku", sku),
             ReservationConflict => Problem::new(
                 409,
                 "reservation_conflict",
@@ -142,7 +142,7 @@ impl ApiError for InventoryError {
 
     fn from_problem(p: Problem) -> Self {
         use InventoryError::*;
-        let sku = p.sku.clone().unwrap_or_default();
+        let sku: String = p.extension("sku").unwrap_or_default();
         match p.code.as_str() {
             codes::UNAUTHENTICATED => Unauthenticated,
             codes::FORBIDDEN => Forbidden,

@@ -48,12 +48,22 @@ impl std::fmt::Display for HttpProblem {
 impl<E: ApiError> From<E> for HttpProblem {
     fn from(e: E) -> Self {
         let problem = e.to_problem();
-        // 5xx causes are logged here, once; the body never carries them.
+        // 5xx causes are logged here, once (inside the request's span, with its id); the body never carries
+        // them (see `problem_response`).
         if problem.status >= 500 {
             tracing::error!(error = %e, code = %problem.code, "request failed");
         }
         HttpProblem::new(problem)
     }
+}
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// Runs a request's handling with its id at hand, so 5xx bodies can quote it.
+pub async fn with_request_id<F: Future>(request_id: String, fut: F) -> F::Output {
+    REQUEST_ID.scope(request_id, fut).await
 }
 
 impl ResponseError for HttpProblem {
@@ -66,8 +76,17 @@ impl ResponseError for HttpProblem {
     }
 }
 
-/// The HTTP response for a problem (with `Retry-After` when it says when to retry).
+/// The HTTP response for a problem (with `Retry-After` when it says when to retry). A 5xx is shown
+/// redacted: a generic detail and the request id, never the cause.
 pub fn problem_response(problem: &Problem) -> HttpResponse {
+    let redacted;
+    let problem = if problem.status >= 500 {
+        redacted =
+            problem.redacted_for_client(REQUEST_ID.try_with(|id| id.clone()).ok().as_deref());
+        &redacted
+    } else {
+        problem
+    };
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = HttpResponse::build(status);
     resp.insert_header((header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE));

@@ -1,5 +1,8 @@
 //! RFC 9457 problem details: the one shape every error takes on the wire.
 
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -22,7 +25,8 @@ impl FieldError {
     }
 }
 
-/// An RFC 9457 problem (`application/problem+json`) with shop's stable `code`.
+/// An RFC 9457 problem (`application/problem+json`) with shop's stable `code`. Problems of a module may add
+/// members of their own (`sku`, `balance`, `order_id`...); 5xx answers add `request_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     /// A URI reference naming the problem type (`/problems/<code>`).
@@ -40,12 +44,14 @@ pub struct Problem {
     /// Invalid fields (validation errors only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
-    /// The SKU the problem is about (e.g. `insufficient_stock`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sku: Option<String>,
     /// Seconds to wait before retrying (also sent as `Retry-After`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// Members a module adds for its own problems (`sku`, `balance`, `order_id`...), and `request_id` on
+    /// 5xx answers; they travel to remote callers unchanged.
+    #[serde(flatten, default)]
+    #[schema(ignore)]
+    pub extensions: BTreeMap<String, serde_json::Value>,
 }
 
 /// The media type of problem responses.
@@ -62,8 +68,8 @@ impl Problem {
             detail: (!detail.is_empty()).then_some(detail),
             code: code.to_string(),
             errors: None,
-            sku: None,
             retry_after: None,
+            extensions: BTreeMap::new(),
         }
     }
 
@@ -114,10 +120,36 @@ impl Problem {
         Problem::new(500, codes::INTERNAL, "Internal error", "")
     }
 
-    /// The same problem with the `sku` extension member.
-    pub fn with_sku(mut self, sku: &str) -> Self {
-        self.sku = Some(sku.to_string());
+    /// The same problem with an extension member (a value that cannot be encoded is left out).
+    pub fn with(mut self, name: &str, value: impl Serialize) -> Self {
+        if let Ok(value) = serde_json::to_value(value) {
+            self.extensions.insert(name.to_string(), value);
+        }
         self
+    }
+
+    /// An extension member, if present and of type `T`.
+    pub fn extension<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        self.extensions
+            .get(name)
+            .and_then(|v| T::deserialize(v).ok())
+    }
+
+    /// What a client is shown of a 5xx: the status, code and title, a generic detail and the request id
+    /// to quote; the cause stays in the log.
+    pub fn redacted_for_client(&self, request_id: Option<&str>) -> Problem {
+        let detail = match self.status {
+            503 => "A service this request needs is unavailable; retry later.",
+            504 => "A service this request needs did not answer in time; retry later.",
+            500 => "Something went wrong on our side.",
+            _ => "The server could not complete the request.",
+        };
+        let mut shown = Problem::new(self.status, &self.code, &self.title, detail);
+        shown.retry_after = self.retry_after;
+        if let Some(id) = request_id {
+            shown = shown.with("request_id", id);
+        }
+        shown
     }
 
     /// The detail, or an empty string.
@@ -196,5 +228,38 @@ mod tests {
         assert_eq!(v["status"], 409);
         assert!(v.get("detail").is_none());
         assert!(v.get("errors").is_none());
+    }
+
+    #[test]
+    fn module_members_survive_the_wire() {
+        let p = Problem::new(402, "insufficient_funds", "Insufficient funds", "")
+            .with("balance", 1250)
+            .with("order_id", "0192");
+        let wire = serde_json::to_string(&p).unwrap_or_default();
+        assert!(wire.contains(r#""balance":1250"#), "{wire}");
+        let back: Problem = serde_json::from_str(&wire).unwrap_or_else(|_| Problem::internal());
+        assert_eq!(back, p);
+        assert_eq!(back.extension::<i64>("balance"), Some(1250));
+        assert_eq!(
+            back.extension::<String>("order_id").as_deref(),
+            Some("0192")
+        );
+    }
+
+    #[test]
+    fn five_hundreds_shown_to_clients_carry_no_cause() {
+        let p = Problem::unavailable("http://10.0.0.7:8081 refused: connection reset")
+            .with("sku", "A-1");
+        let shown = p.redacted_for_client(Some("req-1"));
+        let wire = serde_json::to_string(&shown).unwrap_or_default();
+        assert!(
+            !wire.contains("10.0.0.7") && !wire.contains("A-1"),
+            "{wire}"
+        );
+        assert_eq!(shown.code, "unavailable");
+        assert_eq!(
+            shown.extension::<String>("request_id").as_deref(),
+            Some("req-1")
+        );
     }
 }

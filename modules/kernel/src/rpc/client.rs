@@ -242,7 +242,11 @@ impl RpcClient {
             Ok(resp) => resp,
             Err(e) => {
                 self.breaker.record(false, threshold, cooldown);
-                let reason = format!("{module}.{operation} failed: {}", transport_reason(&e));
+                let reason = format!(
+                    "{module}.{operation} at {} failed: {}",
+                    self.config.base_url,
+                    transport_reason(&e)
+                );
                 return Attempt::Retry(reason, None, e.is_connect());
             }
         };
@@ -258,7 +262,11 @@ impl RpcClient {
             Err(e) => {
                 self.breaker.record(false, threshold, cooldown);
                 return Attempt::Retry(
-                    format!("{module}.{operation} failed: {}", transport_reason(&e)),
+                    format!(
+                        "{module}.{operation} at {} failed: {}",
+                        self.config.base_url,
+                        transport_reason(&e)
+                    ),
                     None,
                     false,
                 );
