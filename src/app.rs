@@ -245,6 +245,9 @@ fn local_identity(
                 per_client,
                 window,
             },
+            rate_limit_per_client: config.rate_limit_per_client,
+            hash_threads: config.password_hash_threads,
+            hash_wait: config.password_hash_wait,
         },
     )
     .map_err(StartupError::Other)

@@ -123,6 +123,13 @@ pub struct Config {
     /// `SHOP_LOGIN_MAX_FAILURES_PER_ACCOUNT` (5), `SHOP_LOGIN_MAX_FAILURES_PER_CLIENT` (20),
     /// `SHOP_LOGIN_WINDOW_SECS` (900).
     pub login_throttle: (u32, u32, Duration),
+    /// `SHOP_RATE_LIMIT_PER_CLIENT` (30): registrations and sign-ins per client address per minute; 0
+    /// disables it (load tests).
+    pub rate_limit_per_client: u32,
+    /// `SHOP_PASSWORD_HASH_THREADS` (number of cores): password hashes running at once.
+    pub password_hash_threads: usize,
+    /// `SHOP_PASSWORD_HASH_WAIT_MS` (1000): longest wait for a hashing thread before answering 503.
+    pub password_hash_wait: Duration,
     /// `SHOP_RESERVATION_TTL_SECS` (900): held reservations expire after this.
     pub reservation_ttl: Duration,
     /// `SHOP_DB_POOL_SIZE` (default 10).
@@ -326,6 +333,17 @@ impl Config {
                 parse(get, "SHOP_LOGIN_MAX_FAILURES_PER_CLIENT", 20u32)?,
                 Duration::from_secs(parse(get, "SHOP_LOGIN_WINDOW_SECS", 900u64)?),
             ),
+            rate_limit_per_client: parse(get, "SHOP_RATE_LIMIT_PER_CLIENT", 30u32)?,
+            password_hash_threads: parse(
+                get,
+                "SHOP_PASSWORD_HASH_THREADS",
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )?,
+            password_hash_wait: Duration::from_millis(parse(
+                get,
+                "SHOP_PASSWORD_HASH_WAIT_MS",
+                1000u64,
+            )?),
             reservation_ttl: Duration::from_secs(parse(get, "SHOP_RESERVATION_TTL_SECS", 900u64)?),
             db_pool_size: parse(get, "SHOP_DB_POOL_SIZE", 10u32)?,
             remote_timeout: Duration::from_millis(parse(get, "SHOP_REMOTE_TIMEOUT_MS", 5000u64)?),

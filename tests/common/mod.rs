@@ -117,6 +117,8 @@ pub fn base_vars(data_dir: &std::path::Path, db_url: &str) -> HashMap<String, St
         ("SHOP_ARGON2_ITERATIONS", "1"),
         ("SHOP_WORKERS", "2"),
         ("SHOP_DB_POOL_SIZE", "8"),
+        // Every test client is 127.0.0.1; the per-client limit has tests of its own.
+        ("SHOP_RATE_LIMIT_PER_CLIENT", "0"),
     ] {
         vars.insert(k.to_string(), v.to_string());
     }

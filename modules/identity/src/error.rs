@@ -34,6 +34,12 @@ pub enum IdentityError {
     /// match it, so it is not promoted.
     #[error("an account with this email exists and the admin password does not match it")]
     AdminPasswordMismatch,
+    /// 503: every password-hashing thread stayed busy; retry after this many seconds.
+    #[error("password hashing is saturated; retry after {retry_after}s")]
+    Busy {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// 503: a module identity needs could not be reached.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -112,6 +118,16 @@ impl ApiError for IdentityError {
                 "Admin password mismatch",
                 "An account with this email exists and the given password does not match it.",
             ),
+            Busy { retry_after } => {
+                let mut p = Problem::new(
+                    503,
+                    "busy",
+                    "Busy",
+                    "Too many sign-ins and registrations are in progress; retry shortly.",
+                );
+                p.retry_after = Some(*retry_after);
+                p
+            }
             Unavailable(detail) => Problem::unavailable(detail.clone()),
             Internal(_) => Problem::internal(),
         }
@@ -127,6 +143,9 @@ impl ApiError for IdentityError {
             "email_taken" => EmailTaken,
             "invalid_credentials" => InvalidCredentials,
             "admin_password_mismatch" => AdminPasswordMismatch,
+            "busy" => Busy {
+                retry_after: p.retry_after.unwrap_or(1),
+            },
             codes::RATE_LIMITED => Throttled {
                 retry_after: p.retry_after.unwrap_or(1),
             },
@@ -158,6 +177,7 @@ mod tests {
             IdentityError::InvalidCredentials,
             IdentityError::Throttled { retry_after: 42 },
             IdentityError::AdminPasswordMismatch,
+            IdentityError::Busy { retry_after: 2 },
             IdentityError::Unavailable("identity did not answer in time".into()),
         ];
         for e in all {

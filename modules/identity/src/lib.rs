@@ -5,6 +5,8 @@
 
 mod api;
 mod error;
+#[cfg(feature = "local")]
+mod hashing;
 pub mod http;
 #[cfg(feature = "local")]
 mod keys;

@@ -13,9 +13,10 @@ use uuid::Uuid;
 
 use crate::api::{AccessToken, Credentials, IdentityApi, NewUser, User};
 use crate::error::IdentityError;
+use crate::hashing::{HashPool, HashPoolError};
 use crate::keys::SigningKey;
 use crate::store::{self, UserRow};
-use crate::throttle::{Throttle, ThrottleConfig};
+use crate::throttle::{RateLimiter, Throttle, ThrottleConfig};
 
 /// Argon2id cost. Production keeps OWASP's recommendation; tests may lower it.
 #[derive(Debug, Clone, Copy)]
@@ -51,8 +52,14 @@ pub struct IdentityConfig {
     pub token_ttl: Duration,
     /// Password hashing cost.
     pub password_cost: PasswordCost,
-    /// Sign-in throttling.
+    /// Sign-in throttling (failures per account and per client).
     pub throttle: ThrottleConfig,
+    /// Registrations and sign-ins per client address per minute; 0 disables the limit.
+    pub rate_limit_per_client: u32,
+    /// Password hashes running at once (threads of their own; default: the number of cores).
+    pub hash_threads: usize,
+    /// How long a registration or sign-in waits for a hashing thread before it is told to retry (503).
+    pub hash_wait: Duration,
 }
 
 /// The local implementation of [`IdentityApi`].
@@ -62,6 +69,8 @@ pub struct IdentityService {
     config: Arc<IdentityConfig>,
     hasher: Arc<Argon2<'static>>,
     throttle: Arc<Throttle>,
+    rate_limit: Arc<RateLimiter>,
+    hash_pool: Arc<HashPool>,
     /// A hash to verify against when the email is unknown, so that both answers take as long.
     dummy_hash: Arc<OnceLock<String>>,
 }
@@ -98,22 +107,32 @@ impl IdentityService {
             db,
             hasher: Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
             throttle: Arc::new(Throttle::new(config.throttle.clone())),
+            rate_limit: Arc::new(RateLimiter::new(config.rate_limit_per_client)),
+            hash_pool: Arc::new(HashPool::new(config.hash_threads, config.hash_wait)?),
             config: Arc::new(config),
             dummy_hash: Arc::new(OnceLock::new()),
         })
     }
 
-    /// Hashes on the blocking pool: Argon2id is deliberately slow and must not stall a worker thread.
+    /// Hashes on the hashing threads: Argon2id is deliberately slow and must not stall a worker thread
+    /// nor the blocking pool that runs database work.
     async fn hash(&self, password: String) -> Outcome<String> {
         let hasher = self.hasher.clone();
-        tokio::task::spawn_blocking(move || {
-            hasher
-                .hash_password(password.as_bytes())
-                .map(|h| h.to_string())
-                .map_err(|e| IdentityError::Internal(format!("hashing failed: {e}")))
-        })
-        .await
-        .map_err(|e| IdentityError::Internal(e.to_string()))?
+        self.hash_pool
+            .run(move || {
+                hasher
+                    .hash_password(password.as_bytes())
+                    .map(|h| h.to_string())
+                    .map_err(|e| IdentityError::Internal(format!("hashing failed: {e}")))
+            })
+            .await
+            .map_err(hash_pool_error)?
+    }
+
+    fn rate_limited(&self, ctx: &RequestContext) -> Outcome<()> {
+        self.rate_limit
+            .admit(ctx.client_addr.as_deref())
+            .map_err(|retry_after| IdentityError::Throttled { retry_after })
     }
 
     async fn verify(&self, password: String, hash: Option<String>) -> Outcome<bool> {
@@ -128,13 +147,14 @@ impl IdentityService {
             },
         };
         let hasher = self.hasher.clone();
-        tokio::task::spawn_blocking(move || {
-            hasher
-                .verify_password(password.as_bytes(), hash.as_str())
-                .is_ok()
-        })
-        .await
-        .map_err(|e| IdentityError::Internal(e.to_string()))
+        self.hash_pool
+            .run(move || {
+                hasher
+                    .verify_password(password.as_bytes(), hash.as_str())
+                    .is_ok()
+            })
+            .await
+            .map_err(hash_pool_error)
     }
 
     async fn create(&self, new: NewUser, role: Role) -> Outcome<User> {
@@ -169,6 +189,13 @@ impl IdentityService {
     }
 }
 
+fn hash_pool_error(e: HashPoolError) -> IdentityError {
+    match e {
+        HashPoolError::Busy { retry_after } => IdentityError::Busy { retry_after },
+        HashPoolError::Closed => IdentityError::Unavailable("shutting down".into()),
+    }
+}
+
 fn validate_new_user(new: &NewUser) -> Outcome<()> {
     let mut errors = check(new).err().unwrap_or_default();
     if new.display_name.trim().is_empty() && errors.iter().all(|e| e.field != "display_name") {
@@ -184,8 +211,20 @@ fn validate_new_user(new: &NewUser) -> Outcome<()> {
 
 #[async_trait::async_trait]
 impl IdentityApi for IdentityService {
-    async fn register(&self, _ctx: &RequestContext, new: NewUser) -> Outcome<User> {
+    async fn register(&self, ctx: &RequestContext, new: NewUser) -> Outcome<User> {
+        self.rate_limited(ctx)?;
         validate_new_user(&new)?;
+        // A taken email is refused before paying for a hash (registration says so anyway); the unique
+        // index still decides a race between two registrations of one email.
+        let email = normalize_email(&new.email);
+        let taken = self
+            .db
+            .run(move |conn| store::by_email(conn, &email).map_err(IdentityError::from))
+            .await?
+            .is_some();
+        if taken {
+            return Err(IdentityError::EmailTaken);
+        }
         // Registration never grants admin, whoever calls.
         self.create(new, Role::Customer).await
     }
@@ -195,6 +234,7 @@ impl IdentityApi for IdentityService {
         ctx: &RequestContext,
         credentials: Credentials,
     ) -> Outcome<AccessToken> {
+        self.rate_limited(ctx)?;
         let email = normalize_email(&credentials.email);
         let client = ctx.client_addr.as_deref();
         let attempt = self
@@ -211,12 +251,20 @@ impl IdentityApi for IdentityService {
         } else {
             None
         };
-        let ok = self
+        let ok = match self
             .verify(
                 credentials.password,
                 row.as_ref().map(|r| r.password_hash.clone()),
             )
-            .await?;
+            .await
+        {
+            Ok(ok) => ok,
+            Err(e) => {
+                // No password was checked: the attempt is not a failure.
+                self.throttle.withdraw(&email, client, attempt);
+                return Err(e);
+            }
+        };
         let row = match row {
             Some(row) if ok => row,
             // The admitted attempt stays on record as a failure.

@@ -110,6 +110,20 @@ impl Throttle {
         }
     }
 
+    /// The attempt admitted at `at` never checked a password (hashing was saturated): it counts for
+    /// nothing.
+    pub fn withdraw(&self, email: &str, client: Option<&str>, at: Instant) {
+        if let Ok(mut map) = self.attempts.lock() {
+            for key in [Self::account_key(email), Self::client_key(client)] {
+                if let Some(log) = map.get_mut(&key)
+                    && let Some(pos) = log.iter().position(|t| *t == at)
+                {
+                    log.remove(pos);
+                }
+            }
+        }
+    }
+
     /// The attempt admitted at `at` succeeded: the account's record is cleared and the attempt no longer
     /// counts against the client.
     pub fn succeeded(&self, email: &str, client: Option<&str>, at: Instant) {
@@ -124,9 +138,79 @@ impl Throttle {
     }
 }
 
+/// Attempts per client address per minute (registration and sign-in alike, successful or not), as a
+/// generic cell rate: `limit` at once, then one more every `60 s / limit`. Per process, like [`Throttle`].
+#[derive(Debug)]
+pub struct RateLimiter {
+    /// `None`: disabled (load tests).
+    interval: Option<Duration>,
+    window: Duration,
+    /// Per client: the time at which its allowance is fully back.
+    next_free: Mutex<HashMap<String, Instant>>,
+}
+
+impl RateLimiter {
+    /// `per_minute` attempts per client per minute; 0 disables the limit.
+    pub fn new(per_minute: u32) -> Self {
+        let window = Duration::from_secs(60);
+        RateLimiter {
+            interval: (per_minute > 0).then(|| window / per_minute),
+            window,
+            next_free: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one attempt of `client`, or says how many seconds it must wait.
+    pub fn admit(&self, client: Option<&str>) -> Result<(), u64> {
+        let Some(interval) = self.interval else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let Ok(mut map) = self.next_free.lock() else {
+            return Ok(());
+        };
+        let key = client.unwrap_or("unknown");
+        let free_at = map.get(key).copied().unwrap_or(now).max(now) + interval;
+        let ahead = free_at.duration_since(now);
+        if ahead > self.window {
+            let wait = ahead - self.window;
+            return Err(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+        }
+        if map.len() >= MAX_KEYS && !map.contains_key(key) {
+            map.retain(|_, t| *t > now);
+            if map.len() >= MAX_KEYS {
+                // A spray of distinct addresses: forget the ones closest to being free again.
+                let mut times: Vec<Instant> = map.values().copied().collect();
+                times.sort_unstable();
+                let cutoff = times[times.len() / 2];
+                map.retain(|_, t| *t > cutoff);
+            }
+        }
+        map.insert(key.to_string(), free_at);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_gets_its_allowance_then_waits_and_others_are_unaffected() {
+        let r = RateLimiter::new(3);
+        for _ in 0..3 {
+            assert!(r.admit(Some("1.1.1.1")).is_ok());
+        }
+        let wait = r.admit(Some("1.1.1.1"));
+        assert!(matches!(wait, Err(s) if (1..=20).contains(&s)), "{wait:?}");
+        assert!(r.admit(Some("2.2.2.2")).is_ok());
+    }
+
+    #[test]
+    fn zero_disables_the_limit() {
+        let r = RateLimiter::new(0);
+        assert!((0..1000).all(|_| r.admit(Some("1.1.1.1")).is_ok()));
+    }
 
     fn throttle(per_account: u32, per_client: u32) -> Throttle {
         Throttle::new(ThrottleConfig {
@@ -159,6 +243,16 @@ mod tests {
                 .unwrap_or_else(|_| Instant::now());
             t.succeeded("a@x.io", Some("1.1.1.1"), at);
         }
+        assert!(t.admit("a@x.io", Some("1.1.1.1")).is_ok());
+    }
+
+    #[test]
+    fn withdrawn_attempts_do_not_count() {
+        let t = throttle(1, 1);
+        let at = t
+            .admit("a@x.io", Some("1.1.1.1"))
+            .unwrap_or_else(|_| Instant::now());
+        t.withdraw("a@x.io", Some("1.1.1.1"), at);
         assert!(t.admit("a@x.io", Some("1.1.1.1")).is_ok());
     }
 
