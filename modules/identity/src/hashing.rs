@@ -43,6 +43,14 @@ impl HashPool {
             std::thread::Builder::new()
                 .name(format!("password-hash-{i}"))
                 .spawn(move || {
+                    // Hashing is background work: at the lowest priority, sign-in floods take CPU only
+                    // when requests that read or write data leave it idle. (Best effort: some systems
+                    // refuse it.)
+                    if let Err(e) = thread_priority::set_current_thread_priority(
+                        thread_priority::ThreadPriority::Min,
+                    ) {
+                        tracing::debug!(error = ?e, "password hashing threads keep normal priority");
+                    }
                     loop {
                         // The lock is held only while waiting for the next job, not while running it.
                         let job = match rx.lock() {
