@@ -15,6 +15,7 @@ use serde::Serialize;
 use shop_kernel::http::{
     TrustForwarded, json_config, not_found, path_config, payload_config, query_config,
 };
+use shop_kernel::tasks::BackgroundTasks;
 use tracing::Instrument;
 use utoipa::ToSchema;
 use utoipa_actix_web::AppExt;
@@ -381,6 +382,8 @@ pub struct RunningServer {
     pub server: actix_web::dev::Server,
     /// The modules the server was built with.
     pub modules: Modules,
+    /// The background tasks; stop them (`shutdown`) once the server has stopped.
+    pub tasks: Arc<BackgroundTasks>,
 }
 
 /// Opens databases, applies migrations, ensures the admin, binds the address and starts the workers.
@@ -404,14 +407,14 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         .local_addr()
         .map_err(|e| StartupError::Other(e.to_string()))?;
 
+    let tasks = Arc::new(BackgroundTasks::new());
     #[cfg(feature = "inventory")]
     if let Some(inventory) = modules.inventory_service.clone() {
         let every =
             (config.reservation_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(every);
-            loop {
-                ticker.tick().await;
+        tasks.every("inventory.reservation_expiry", every, move || {
+            let inventory = inventory.clone();
+            async move {
                 match inventory.sweep().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(expired = n, "expired reservations released"),
@@ -521,5 +524,6 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         internal_addr,
         server,
         modules,
+        tasks,
     })
 }

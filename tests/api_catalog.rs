@@ -93,6 +93,14 @@ async fn product_fields_are_validated_together() {
         .post("/api/v1/products", Some(&admin), json!({ "sku": "x".repeat(65), "name": "n".repeat(201), "price": { "amount_minor": 0, "currency": "EUR" } }))
         .await;
     assert_eq!(r.fields(), vec!["name", "sku"]);
+    // Above the documented bound of 10^15 minor units (and up to i64::MAX): 422, never an overflow later.
+    for amount in [1_000_000_000_000_001i64, i64::MAX] {
+        let r = app
+            .post("/api/v1/products", Some(&admin), json!({ "sku": "BIG", "name": "Big", "price": { "amount_minor": amount, "currency": "EUR" } }))
+            .await;
+        r.assert_problem(422, "validation_failed");
+        assert_eq!(r.fields(), vec!["price.amount_minor"]);
+    }
     let r = app
         .post(
             "/api/v1/products",

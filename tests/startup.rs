@@ -74,3 +74,75 @@ async fn behind_a_trusted_proxy_each_forwarded_client_is_throttled_on_its_own() 
         .await
         .assert_problem(401, "invalid_credentials");
 }
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_requests_stops_background_tasks_and_exits_zero() -> TestResult {
+    let db = TestDb::new();
+    let dir = std::env::temp_dir().join(format!("shop-term-{}", uuid::Uuid::now_v7().simple()));
+    let port = free_port();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_shop"));
+    for (k, v) in base_vars(&dir, &db.url) {
+        command.env(k, v);
+    }
+    let mut child = command
+        .env("SHOP_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("SHOP_RESERVATION_TTL_SECS", "4")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if http
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the server did not become ready");
+    // A request in flight when the signal arrives (sign-in runs Argon2) still gets its answer.
+    let in_flight = tokio::spawn({
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            http.post(format!("{base}/api/v1/auth/token"))
+                .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    assert!(term.success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no exit within the bound"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(in_flight.await?.ok(), Some(200));
+    let mut logs = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        use std::io::Read;
+        stderr.read_to_string(&mut logs)?;
+    }
+    assert_eq!(status.code(), Some(0), "{logs}");
+    assert!(logs.contains("background tasks stopped"), "{logs}");
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}

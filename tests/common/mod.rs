@@ -92,6 +92,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub running_modules: shop::app::Modules,
     handle: actix_web::dev::ServerHandle,
+    pub tasks: std::sync::Arc<shop_kernel::tasks::BackgroundTasks>,
     pub data_dir: PathBuf,
     pub db: Option<TestDb>,
 }
@@ -154,6 +155,7 @@ pub async fn spawn_vars(vars: HashMap<String, String>) -> TestApp {
         internal_addr,
         server,
         modules,
+        tasks,
     } = shop::server::start(config)
         .await
         .unwrap_or_else(|e| panic!("server failed to start: {e}"));
@@ -165,6 +167,7 @@ pub async fn spawn_vars(vars: HashMap<String, String>) -> TestApp {
         http: reqwest::Client::new(),
         running_modules: modules,
         handle,
+        tasks,
         data_dir,
         db: None,
     }
@@ -439,6 +442,7 @@ impl TestApp {
     /// Stops the server (in-flight requests finish) and waits for it.
     pub async fn stop(&self) {
         self.handle.stop(true).await;
+        let _ = self.tasks.shutdown(std::time::Duration::from_secs(5)).await;
     }
 }
 

@@ -45,6 +45,9 @@ pub enum InventoryError {
     /// 422: an idempotency key was reused for a different request.
     #[error("idempotency key reused with a different request")]
     IdempotencyKeyReused,
+    /// 409: the first request with this idempotency key is still running.
+    #[error("idempotency key in use by a request still running")]
+    IdempotencyKeyInUse,
     /// 503: a module inventory needs could not be reached.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -135,6 +138,12 @@ impl ApiError for InventoryError {
                 "Idempotency key reused",
                 "This Idempotency-Key was already used with a different request.",
             ),
+            IdempotencyKeyInUse => Problem::new(
+                409,
+                codes::IDEMPOTENCY_KEY_IN_USE,
+                "Idempotency key in use",
+                "The first request with this Idempotency-Key is still running; retry shortly.",
+            ),
             Unavailable(detail) => Problem::unavailable(detail.clone()),
             Internal(_) => Problem::internal(),
         }
@@ -154,6 +163,7 @@ impl ApiError for InventoryError {
             "reservation_conflict" => ReservationConflict,
             "reservation_closed" => ReservationClosed(p.detail_or_empty()),
             codes::IDEMPOTENCY_KEY_REUSED => IdempotencyKeyReused,
+            codes::IDEMPOTENCY_KEY_IN_USE => IdempotencyKeyInUse,
             codes::UNAVAILABLE => Unavailable(p.detail_or_empty()),
             _ => Internal(format!("{} {}: {}", p.status, p.code, p.detail_or_empty())),
         }
@@ -184,6 +194,7 @@ mod tests {
             InventoryError::ReservationConflict,
             InventoryError::ReservationClosed("expired".into()),
             InventoryError::IdempotencyKeyReused,
+            InventoryError::IdempotencyKeyInUse,
             InventoryError::Unavailable("inventory did not answer in time".into()),
         ];
         for e in all {

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use shop_kernel::db::{self, Database, DbConn, is_unique_violation, write_transaction};
+use shop_kernel::idempotency::{self, Claim, IdempotencyKeys};
 use shop_kernel::validation::{check, is_valid_sku};
-use shop_kernel::{ApiError, FieldError, Problem, RequestContext};
+use shop_kernel::{FieldError, RequestContext};
 use uuid::Uuid;
 
 use crate::api::{
@@ -41,6 +42,9 @@ pub struct InventoryService {
 }
 
 type Outcome<T> = Result<T, InventoryError>;
+
+/// `Idempotency-Key`s of stock adjustments, per admin.
+const IDEMPOTENCY_KEYS: IdempotencyKeys = IdempotencyKeys::new("inventory_idempotency_keys");
 
 fn sku_checked(sku: &str) -> Outcome<()> {
     if is_valid_sku(sku) {
@@ -138,7 +142,7 @@ impl InventoryService {
                         }
                     })?;
                 }
-                store::delete_idempotency_entries_before(conn, now - retention)?;
+                IDEMPOTENCY_KEYS.purge(conn, now - retention)?;
                 Ok(expired)
             })
             .await
@@ -237,30 +241,27 @@ impl InventoryApi for InventoryService {
         let admin = ctx.require_admin()?.id.to_string();
         sku_checked(&sku)?;
         check(&adjustment).map_err(InventoryError::Validation)?;
-        if let Some(key) = &idempotency_key
-            && (key.is_empty() || key.len() > 255)
-        {
-            return Err(InventoryError::Validation(vec![FieldError::new(
-                "idempotency_key",
-                "must be 1-255 characters",
-            )]));
+        if let Some(key) = &idempotency_key {
+            idempotency::check_key(key).map_err(|e| InventoryError::Validation(vec![e]))?;
         }
         let request = serde_json::json!({ "sku": sku, "delta": adjustment.delta, "reason": adjustment.reason })
             .to_string();
         self.db
             .run(move |conn| {
-                // Two first uses of one key race on its insert; the loser retries and replays the winner.
+                // The key is claimed and completed in the change's own transaction: a concurrent duplicate
+                // waits for it, then replays its outcome.
                 retry_lost_races(conn, |c| {
-                    if let Some(key) = &idempotency_key
-                        && let Some((stored_request, response)) =
-                            store::idempotency_entry(c, &admin, key)?
-                    {
-                        if stored_request != request {
-                            return Ok(Err(InventoryError::IdempotencyKeyReused));
-                        }
-                        return Ok(replay(&response));
-                    }
                     let now = db::now();
+                    if let Some(key) = &idempotency_key {
+                        match IDEMPOTENCY_KEYS.claim(c, &admin, key, &request, now)? {
+                            Claim::New => {}
+                            Claim::Replay(stored) => return Ok(idempotency::replay(&stored)),
+                            Claim::Reused => return Ok(Err(InventoryError::IdempotencyKeyReused)),
+                            Claim::InProgress => {
+                                return Ok(Err(InventoryError::IdempotencyKeyInUse));
+                            }
+                        }
+                    }
                     let outcome = if store::add_on_hand(c, &sku, adjustment.delta, now)? == 1 {
                         store::insert_adjustment(
                             c,
@@ -276,19 +277,16 @@ impl InventoryApi for InventoryService {
                     } else {
                         Err(InventoryError::SkuNotFound { sku: sku.clone() })
                     };
-                    let Some(key) = &idempotency_key else {
-                        return Ok(outcome);
-                    };
                     // The outcome, success or business error, is kept with the key and this transaction
                     // commits either way: a failed adjustment changed nothing else.
-                    store::insert_idempotency_entry(
-                        c,
-                        &admin,
-                        key,
-                        &request,
-                        &record(&outcome),
-                        now,
-                    )?;
+                    if let Some(key) = &idempotency_key {
+                        IDEMPOTENCY_KEYS.complete(
+                            c,
+                            &admin,
+                            key,
+                            &idempotency::record(&outcome),
+                        )?;
+                    }
                     Ok(outcome)
                 })
                 .and_then(|outcome| outcome)
@@ -472,32 +470,4 @@ fn retry_lost_races<T>(
         }
     }
     Err(InventoryError::Internal("kept losing insert races".into()))
-}
-
-/// The stored form of an outcome: the levels, or the problem the error becomes.
-fn record(outcome: &Outcome<StockLevels>) -> String {
-    match outcome {
-        Ok(levels) => serde_json::json!({ "ok": levels }),
-        Err(e) => serde_json::json!({ "problem": e.to_problem() }),
-    }
-    .to_string()
-}
-
-fn replay(stored: &str) -> Outcome<StockLevels> {
-    #[derive(serde::Deserialize)]
-    struct Stored {
-        ok: Option<StockLevels>,
-        problem: Option<Problem>,
-    }
-    match serde_json::from_str::<Stored>(stored) {
-        Ok(Stored {
-            ok: Some(levels), ..
-        }) => Ok(levels),
-        Ok(Stored {
-            problem: Some(p), ..
-        }) => Err(InventoryError::from_problem(p)),
-        _ => Err(InventoryError::Internal(
-            "unreadable stored idempotent response".into(),
-        )),
-    }
 }

@@ -45,16 +45,6 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    inventory_idempotency_keys (caller, key) {
-        caller -> Text,
-        key -> Text,
-        request -> Text,
-        response -> Text,
-        created_at -> Timestamp,
-    }
-}
-
 /// A stock row: (sku, on_hand, reserved).
 pub type StockRow = (String, i64, i64);
 
@@ -300,47 +290,4 @@ pub fn expired_holds(
         .select(r::order_id)
         .limit(limit)
         .load(conn)
-}
-
-/// The stored (request, response) for a caller's idempotency key.
-pub fn idempotency_entry(
-    conn: &mut DbConn,
-    caller: &str,
-    key: &str,
-) -> QueryResult<Option<(String, String)>> {
-    use inventory_idempotency_keys::dsl as k;
-    k::inventory_idempotency_keys
-        .filter(k::caller.eq(caller))
-        .filter(k::key.eq(key))
-        .select((k::request, k::response))
-        .first(conn)
-        .optional()
-}
-
-pub fn insert_idempotency_entry(
-    conn: &mut DbConn,
-    caller: &str,
-    key: &str,
-    request: &str,
-    response: &str,
-    now: NaiveDateTime,
-) -> QueryResult<usize> {
-    use inventory_idempotency_keys::dsl as k;
-    diesel::insert_into(k::inventory_idempotency_keys)
-        .values((
-            k::caller.eq(caller),
-            k::key.eq(key),
-            k::request.eq(request),
-            k::response.eq(response),
-            k::created_at.eq(now),
-        ))
-        .execute(conn)
-}
-
-pub fn delete_idempotency_entries_before(
-    conn: &mut DbConn,
-    cutoff: NaiveDateTime,
-) -> QueryResult<usize> {
-    use inventory_idempotency_keys::dsl as k;
-    diesel::delete(k::inventory_idempotency_keys.filter(k::created_at.lt(cutoff))).execute(conn)
 }

@@ -21,6 +21,10 @@ pub mod auth;
 pub mod db;
 #[cfg(feature = "server")]
 pub mod http;
+#[cfg(feature = "db")]
+pub mod idempotency;
+#[cfg(feature = "tasks")]
+pub mod tasks;
 
 pub use access::Allow;
 pub use context::{AccessDenied, Caller, Origin, RequestContext, Role, UserCaller};

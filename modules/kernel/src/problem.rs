@@ -178,6 +178,8 @@ pub mod codes {
     pub const VALIDATION_FAILED: &str = "validation_failed";
     /// 422: an Idempotency-Key was reused with a different request.
     pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
+    /// 409: the first request with this Idempotency-Key is still running.
+    pub const IDEMPOTENCY_KEY_IN_USE: &str = "idempotency_key_in_use";
     /// 429: too many attempts.
     pub const RATE_LIMITED: &str = "rate_limited";
     /// 500: a fault on our side; details are only logged.

@@ -1,0 +1,1 @@
+ALTER TABLE inventory_idempotency_keys DROP COLUMN state;
