@@ -49,10 +49,11 @@ for i in $(seq 1 200); do
   curl -fsS -X POST "$BASE/api/v1/products" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
     -d "{\"sku\":\"BENCH-$i\",\"name\":\"Bench product $i\",\"price\":{\"amount_minor\":$((100 + i)),\"currency\":\"EUR\"}}" |
     sed -E 's/.*"id":"([^"]+)".*/\1/' >>"$WORK/ids"
+  echo >>"$WORK/ids"
 done
 cat >"$WORK/read.lua" <<LUA
 local ids = {}
-for line in io.lines("$WORK/ids") do ids[#ids + 1] = line end
+for line in io.lines("$WORK/ids") do if #line > 0 then ids[#ids + 1] = line end end
 math.randomseed(os.time())
 request = function()
   return wrk.format("GET", "/api/v1/products/" .. ids[math.random(#ids)])
@@ -72,7 +73,9 @@ reads() { # -> "rps p50 p99"
   echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '$1=="50%" {print $2}' <<<"$out") $(awk '$1=="99%" {print $2}' <<<"$out")"
 }
 
+rss_after_seeding=$(rss_mb VmRSS)
 read -r alone_rps alone_p50 alone_p99 <<<"$(reads)"
+rss_after_reads=$(rss_mb VmHWM)
 wrk -t1 -c"$FLOOD" -d"$((DURATION + 4))s" -s "$WORK/flood.lua" "$BASE/api/v1/auth/token" >"$WORK/flood.out" 2>&1 &
 FLOOD_PID=$!
 sleep 2
@@ -89,7 +92,8 @@ echo "machine: $(nproc) cores; wrk and the server share them; database: ${DATABA
 printf '%-42s %10s req/s   p50 %8s   p99 %8s\n' "product reads alone (c=$READERS)" "$alone_rps" "$alone_p50" "$alone_p99"
 printf '%-42s %10s req/s   p50 %8s   p99 %8s\n' "product reads during sign-in flood" "$loaded_rps" "$loaded_p50" "$loaded_p99"
 printf '%-42s %10s req/s   (%s requests, %s answered 503 busy / non-2xx)\n' "sign-in flood (c=$FLOOD)" "$flood_rps" "$flood_total" "$flood_non2xx"
-printf 'server RSS: peak %s MB, 5 s after the flood %s MB\n' "$peak" "$settled"
+printf 'server RSS: %s MB seeded, peak %s MB after reads alone, peak %s MB with the flood, %s MB 5 s after it\n' \
+  "$rss_after_seeding" "$rss_after_reads" "$peak" "$settled"
 awk -v a="$alone_rps" -v b="$loaded_rps" -v peak="$peak" 'BEGIN {
   r = b / a
   printf "reads under flood / alone: %.2f (target >= 0.70) %s\n", r, (r >= 0.7 ? "ok" : "MISSED")

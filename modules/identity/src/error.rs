@@ -1,167 +1,97 @@
-//! Everything that can go wrong in identity, and its one mapping to problem+json and back.
+//! Everything that can go wrong in identity, and its one mapping to problem+json and back. The variants
+//! every module shares (401, 403, 422, 503, 500) and their conversions come from the kernel.
 
+use shop_kernel::Problem;
 use shop_kernel::problem::codes;
-use shop_kernel::{AccessDenied, ApiError, FieldError, Problem};
 
-/// Identity's errors; each variant's doc says the HTTP status it becomes.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IdentityError {
-    /// 401: no valid access token.
-    #[error("authentication required")]
-    Unauthenticated,
-    /// 403: the caller lacks the role.
-    #[error("not allowed")]
-    Forbidden,
-    /// 422: invalid input.
-    #[error("invalid input: {0:?}")]
-    Validation(Vec<FieldError>),
-    /// 404: no such user (or not yours to see).
-    #[error("user not found")]
-    NotFound,
-    /// 409: an account with this email exists.
-    #[error("email taken")]
-    EmailTaken,
-    /// 401: wrong email or password (the same answer for both).
-    #[error("invalid credentials")]
-    InvalidCredentials,
-    /// 429: too many failed sign-ins; retry after this many seconds.
-    #[error("too many attempts; retry after {retry_after}s")]
-    Throttled {
-        /// Seconds until another attempt is accepted.
-        retry_after: u64,
-    },
-    /// 409: an account with the configured admin email exists and the configured password does not
-    /// match it, so it is not promoted.
-    #[error("an account with this email exists and the admin password does not match it")]
-    AdminPasswordMismatch,
-    /// 503: every password-hashing thread stayed busy; retry after this many seconds.
-    #[error("password hashing is saturated; retry after {retry_after}s")]
-    Busy {
-        /// Seconds to wait.
-        retry_after: u64,
-    },
-    /// 503: a module identity needs could not be reached.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// 500: a fault on our side (logged, never sent).
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl From<AccessDenied> for IdentityError {
-    fn from(e: AccessDenied) -> Self {
-        match e {
-            AccessDenied::Unauthenticated => IdentityError::Unauthenticated,
-            AccessDenied::Forbidden => IdentityError::Forbidden,
-        }
+shop_kernel::module_error! {
+    /// Identity's errors; each variant's doc says the HTTP status it becomes.
+    pub enum IdentityError {
+        /// 404: no such user (or not yours to see).
+        #[error("user not found")]
+        NotFound,
+        /// 409: an account with this email exists.
+        #[error("email taken")]
+        EmailTaken,
+        /// 401: wrong email or password (the same answer for both).
+        #[error("invalid credentials")]
+        InvalidCredentials,
+        /// 429: too many sign-ins or registrations; retry after this many seconds.
+        #[error("too many attempts; retry after {retry_after}s")]
+        Throttled {
+            /// Seconds until another attempt is accepted.
+            retry_after: u64,
+        },
+        /// 409: an account with the configured admin email exists and the configured password does not
+        /// match it, so it is not promoted.
+        #[error("an account with this email exists and the admin password does not match it")]
+        AdminPasswordMismatch,
+        /// 503: every password-hashing thread stayed busy; retry after this many seconds.
+        #[error("password hashing is saturated; retry after {retry_after}s")]
+        Busy {
+            /// Seconds to wait.
+            retry_after: u64,
+        },
     }
-}
-
-#[cfg(feature = "local")]
-impl From<shop_kernel::db::DbError> for IdentityError {
-    fn from(e: shop_kernel::db::DbError) -> Self {
-        use shop_kernel::db::DbError;
-        match e {
-            // The database is down or saturated: the module is unavailable (503, retryable), not broken.
-            DbError::Connection(reason) => {
-                tracing::warn!(%reason, "database unavailable");
-                IdentityError::Unavailable("the database is unavailable".into())
-            }
-            DbError::UnsupportedUrl(_)
-            | DbError::Query(_)
-            | DbError::Migration(_)
-            | DbError::Task(_) => IdentityError::Internal(e.to_string()),
-        }
+    to_problem {
+        Self::NotFound => Problem::not_found("No such user."),
+        Self::EmailTaken => Problem::new(
+            409,
+            "email_taken",
+            "Email taken",
+            "An account with this email exists.",
+        ),
+        Self::InvalidCredentials => Problem::new(
+            401,
+            "invalid_credentials",
+            "Invalid credentials",
+            "The email or password is wrong.",
+        ),
+        Self::Throttled { retry_after } => {
+            let mut p = Problem::new(
+                429,
+                codes::RATE_LIMITED,
+                "Too many attempts",
+                format!("Too many attempts; try again in {retry_after} seconds."),
+            );
+            p.retry_after = Some(*retry_after);
+            p
+        },
+        Self::AdminPasswordMismatch => Problem::new(
+            409,
+            "admin_password_mismatch",
+            "Admin password mismatch",
+            "An account with this email exists and the given password does not match it.",
+        ),
+        Self::Busy { retry_after } => {
+            let mut p = Problem::new(
+                503,
+                "busy",
+                "Busy",
+                "Too many sign-ins and registrations are in progress; retry shortly.",
+            );
+            p.retry_after = Some(*retry_after);
+            p
+        },
     }
-}
-
-#[cfg(feature = "local")]
-impl From<diesel::result::Error> for IdentityError {
-    fn from(e: diesel::result::Error) -> Self {
-        IdentityError::Internal(e.to_string())
-    }
-}
-
-impl ApiError for IdentityError {
-    fn to_problem(&self) -> Problem {
-        use IdentityError::*;
-        match self {
-            Unauthenticated => Problem::unauthenticated(),
-            Forbidden => Problem::forbidden("You may not do this."),
-            Validation(errors) => Problem::validation(errors.clone()),
-            NotFound => Problem::not_found("No such user."),
-            EmailTaken => Problem::new(
-                409,
-                "email_taken",
-                "Email taken",
-                "An account with this email exists.",
-            ),
-            InvalidCredentials => Problem::new(
-                401,
-                "invalid_credentials",
-                "Invalid credentials",
-                "The email or password is wrong.",
-            ),
-            Throttled { retry_after } => {
-                let mut p = Problem::new(
-                    429,
-                    codes::RATE_LIMITED,
-                    "Too many attempts",
-                    format!("Too many failed sign-ins; try again in {retry_after} seconds."),
-                );
-                p.retry_after = Some(*retry_after);
-                p
-            }
-            AdminPasswordMismatch => Problem::new(
-                409,
-                "admin_password_mismatch",
-                "Admin password mismatch",
-                "An account with this email exists and the given password does not match it.",
-            ),
-            Busy { retry_after } => {
-                let mut p = Problem::new(
-                    503,
-                    "busy",
-                    "Busy",
-                    "Too many sign-ins and registrations are in progress; retry shortly.",
-                );
-                p.retry_after = Some(*retry_after);
-                p
-            }
-            Unavailable(detail) => Problem::unavailable(detail.clone()),
-            Internal(_) => Problem::internal(),
-        }
-    }
-
-    fn from_problem(p: Problem) -> Self {
-        use IdentityError::*;
-        match p.code.as_str() {
-            codes::UNAUTHENTICATED => Unauthenticated,
-            codes::FORBIDDEN => Forbidden,
-            codes::VALIDATION_FAILED => Validation(p.errors.unwrap_or_default()),
-            codes::NOT_FOUND => NotFound,
-            "email_taken" => EmailTaken,
-            "invalid_credentials" => InvalidCredentials,
-            "admin_password_mismatch" => AdminPasswordMismatch,
-            "busy" => Busy {
-                retry_after: p.retry_after.unwrap_or(1),
-            },
-            codes::RATE_LIMITED => Throttled {
-                retry_after: p.retry_after.unwrap_or(1),
-            },
-            codes::UNAVAILABLE => Unavailable(p.detail_or_empty()),
-            _ => Internal(format!("{} {}: {}", p.status, p.code, p.detail_or_empty())),
-        }
-    }
-
-    fn unavailable(detail: String) -> Self {
-        IdentityError::Unavailable(detail)
+    from_problem(p) {
+        codes::NOT_FOUND => Self::NotFound,
+        "email_taken" => Self::EmailTaken,
+        "invalid_credentials" => Self::InvalidCredentials,
+        codes::RATE_LIMITED => Self::Throttled {
+            retry_after: p.retry_after.unwrap_or(1),
+        },
+        "admin_password_mismatch" => Self::AdminPasswordMismatch,
+        "busy" => Self::Busy {
+            retry_after: p.retry_after.unwrap_or(1),
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shop_kernel::{ApiError, FieldError};
 
     #[test]
     fn every_error_survives_the_trip_through_problem_json() {

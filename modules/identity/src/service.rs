@@ -3,8 +3,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::Params;
 use shop_kernel::db::{self, Database, is_unique_violation, write_transaction};
 use shop_kernel::jwks::{Claims, Jwks};
 use shop_kernel::validation::check;
@@ -67,7 +66,6 @@ pub struct IdentityConfig {
 pub struct IdentityService {
     db: Database,
     config: Arc<IdentityConfig>,
-    hasher: Arc<Argon2<'static>>,
     throttle: Arc<Throttle>,
     rate_limit: Arc<RateLimiter>,
     hash_pool: Arc<HashPool>,
@@ -105,10 +103,13 @@ impl IdentityService {
             .map_err(|e| format!("invalid password hashing cost: {e}"))?;
         Ok(IdentityService {
             db,
-            hasher: Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
             throttle: Arc::new(Throttle::new(config.throttle.clone())),
             rate_limit: Arc::new(RateLimiter::new(config.rate_limit_per_client)),
-            hash_pool: Arc::new(HashPool::new(config.hash_threads, config.hash_wait)?),
+            hash_pool: Arc::new(HashPool::new(
+                config.hash_threads,
+                config.hash_wait,
+                params,
+            )?),
             config: Arc::new(config),
             dummy_hash: Arc::new(OnceLock::new()),
         })
@@ -117,13 +118,11 @@ impl IdentityService {
     /// Hashes on the hashing threads: Argon2id is deliberately slow and must not stall a worker thread
     /// nor the blocking pool that runs database work.
     async fn hash(&self, password: String) -> Outcome<String> {
-        let hasher = self.hasher.clone();
         self.hash_pool
-            .run(move || {
-                hasher
-                    .hash_password(password.as_bytes())
-                    .map(|h| h.to_string())
-                    .map_err(|e| IdentityError::Internal(format!("hashing failed: {e}")))
+            .run(move |argon2| {
+                argon2
+                    .hash(password.as_bytes())
+                    .map_err(IdentityError::Internal)
             })
             .await
             .map_err(hash_pool_error)?
@@ -146,13 +145,8 @@ impl IdentityService {
                 }
             },
         };
-        let hasher = self.hasher.clone();
         self.hash_pool
-            .run(move || {
-                hasher
-                    .verify_password(password.as_bytes(), hash.as_str())
-                    .is_ok()
-            })
+            .run(move |argon2| argon2.verify(password.as_bytes(), &hash))
             .await
             .map_err(hash_pool_error)
     }

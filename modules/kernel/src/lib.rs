@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod context;
+mod error;
 pub mod jwks;
 pub mod money;
 pub mod observe;
@@ -43,4 +44,6 @@ pub mod __private {
 
     #[cfg(feature = "server")]
     pub use actix_web;
+    #[cfg(feature = "db")]
+    pub use diesel;
 }

@@ -1,0 +1,130 @@
+//! The part of every module's error enum that is the same everywhere, written once.
+
+/// Declares a module's error enum: the variants written here plus the five every module shares
+/// (`Unauthenticated` 401, `Forbidden` 403, `Validation` 422, `Unavailable` 503, `Internal` 500), the
+/// `From` impls for access denials (and, with the module's `local` feature, database errors), and
+/// [`ApiError`](crate::ApiError) from the module's own mapping of its variants to problems and back.
+///
+/// ```ignore
+/// shop_kernel::module_error! {
+///     /// Catalog's errors; each variant's doc says the HTTP status it becomes.
+///     pub enum CatalogError {
+///         /// 404: no such product.
+///         #[error("product not found")]
+///         NotFound,
+///     }
+///     to_problem {
+///         Self::NotFound => Problem::not_found("No such product."),
+///     }
+///     from_problem(p) {
+///         codes::NOT_FOUND => Self::NotFound,
+///     }
+/// }
+/// ```
+///
+/// `to_problem` must cover every variant written here (the compiler checks it); `from_problem` maps stable
+/// codes back, and any code it does not know becomes `Internal`.
+#[macro_export]
+macro_rules! module_error {
+    (
+        $(#[$attr:meta])*
+        pub enum $name:ident {
+            $($variants:tt)*
+        }
+        to_problem {
+            $($pat:pat => $problem:expr),* $(,)?
+        }
+        from_problem($p:ident) {
+            $($code:pat => $variant:expr),* $(,)?
+        }
+    ) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        pub enum $name {
+            $($variants)*
+            /// 401: no valid access token.
+            #[error("authentication required")]
+            Unauthenticated,
+            /// 403: the caller may not do this.
+            #[error("not allowed")]
+            Forbidden,
+            /// 422: invalid input.
+            #[error("invalid input: {0:?}")]
+            Validation(Vec<$crate::FieldError>),
+            /// 503: a module or database this one needs could not be reached.
+            #[error("unavailable: {0}")]
+            Unavailable(String),
+            /// 500: a fault on our side (logged, never sent).
+            #[error("internal error: {0}")]
+            Internal(String),
+        }
+
+        impl From<$crate::AccessDenied> for $name {
+            fn from(e: $crate::AccessDenied) -> Self {
+                match e {
+                    $crate::AccessDenied::Unauthenticated => $name::Unauthenticated,
+                    $crate::AccessDenied::Forbidden => $name::Forbidden,
+                }
+            }
+        }
+
+        #[cfg(feature = "local")]
+        impl From<$crate::db::DbError> for $name {
+            fn from(e: $crate::db::DbError) -> Self {
+                use $crate::db::DbError;
+                match e {
+                    // The database is down or saturated: the module is unavailable (503, retryable).
+                    DbError::Connection(reason) => {
+                        $crate::__private::tracing::warn!(%reason, "database unavailable");
+                        $name::Unavailable("the database is unavailable".into())
+                    }
+                    DbError::UnsupportedUrl(_)
+                    | DbError::Query(_)
+                    | DbError::Migration(_)
+                    | DbError::Task(_) => $name::Internal(e.to_string()),
+                }
+            }
+        }
+
+        #[cfg(feature = "local")]
+        impl From<$crate::__private::diesel::result::Error> for $name {
+            fn from(e: $crate::__private::diesel::result::Error) -> Self {
+                $name::Internal(e.to_string())
+            }
+        }
+
+        impl $crate::ApiError for $name {
+            fn to_problem(&self) -> $crate::Problem {
+                match self {
+                    $($pat => $problem,)*
+                    $name::Unauthenticated => $crate::Problem::unauthenticated(),
+                    $name::Forbidden => $crate::Problem::forbidden("You may not do this."),
+                    $name::Validation(errors) => $crate::Problem::validation(errors.clone()),
+                    $name::Unavailable(detail) => $crate::Problem::unavailable(detail.clone()),
+                    $name::Internal(_) => $crate::Problem::internal(),
+                }
+            }
+
+            fn from_problem($p: $crate::Problem) -> Self {
+                use $crate::problem::codes;
+                match $p.code.as_str() {
+                    codes::UNAUTHENTICATED => $name::Unauthenticated,
+                    codes::FORBIDDEN => $name::Forbidden,
+                    codes::VALIDATION_FAILED => $name::Validation($p.errors.unwrap_or_default()),
+                    codes::UNAVAILABLE => $name::Unavailable($p.detail_or_empty()),
+                    $($code => $variant,)*
+                    _ => $name::Internal(format!(
+                        "{} {}: {}",
+                        $p.status,
+                        $p.code,
+                        $p.detail_or_empty()
+                    )),
+                }
+            }
+
+            fn unavailable(detail: String) -> Self {
+                $name::Unavailable(detail)
+            }
+        }
+    };
+}
