@@ -7,6 +7,7 @@
 #   tests/bench/sign-in-flood.sh                    # SQLite, 10 s per measurement
 #   DURATION=20 tests/bench/sign-in-flood.sh
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/shop_bench tests/bench/sign-in-flood.sh   # (created, dropped)
+#   FLOOD=0 tests/bench/sign-in-flood.sh            # the product read alone
 #
 # Needs wrk (apt-get install wrk); builds the release binary. Loopback only; every process stops at exit.
 set -euo pipefail
@@ -28,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 if [ -n "${DATABASE_URL:-}" ]; then
-  psql "${DATABASE_URL%/*}/postgres" -qc "DROP DATABASE IF EXISTS ${DATABASE_URL##*/} WITH (FORCE)" >/dev/null
+  psql "${DATABASE_URL%/*}/postgres" -qc "DROP DATABASE IF EXISTS ${DATABASE_URL##*/} WITH (FORCE)" >/dev/null 2>&1
   psql "${DATABASE_URL%/*}/postgres" -qc "CREATE DATABASE ${DATABASE_URL##*/}" >/dev/null
   export SHOP_DATABASE_URL="$DATABASE_URL"
 fi
@@ -76,6 +77,12 @@ reads() { # -> "rps p50 p99"
 rss_after_seeding=$(rss_mb VmRSS)
 read -r alone_rps alone_p50 alone_p99 <<<"$(reads)"
 rss_after_reads=$(rss_mb VmHWM)
+DB_KIND=${DATABASE_URL:+postgres}
+DB_KIND=${DB_KIND:-sqlite}
+if [ "$FLOOD" = 0 ]; then # reads only: a quick baseline of the product read
+  printf '%-42s %10s req/s   p50 %8s   p99 %8s   (%s)\n' "product reads (c=$READERS)" "$alone_rps" "$alone_p50" "$alone_p99" "$DB_KIND"
+  exit 0
+fi
 wrk -t1 -c"$FLOOD" -d"$((DURATION + 4))s" -s "$WORK/flood.lua" "$BASE/api/v1/auth/token" >"$WORK/flood.out" 2>&1 &
 FLOOD_PID=$!
 sleep 2
@@ -88,7 +95,7 @@ flood_rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/flood.out")
 flood_total=$(awk '/requests in/ {print $1}' "$WORK/flood.out")
 flood_non2xx=$(awk '/Non-2xx/ {print $5}' "$WORK/flood.out"); flood_non2xx=${flood_non2xx:-0}
 
-echo "machine: $(nproc) cores; wrk and the server share them; database: ${DATABASE_URL:+postgres}${DATABASE_URL:-sqlite}"
+echo "machine: $(nproc) cores; wrk and the server share them; database: $DB_KIND"
 printf '%-42s %10s req/s   p50 %8s   p99 %8s\n' "product reads alone (c=$READERS)" "$alone_rps" "$alone_p50" "$alone_p99"
 printf '%-42s %10s req/s   p50 %8s   p99 %8s\n' "product reads during sign-in flood" "$loaded_rps" "$loaded_p50" "$loaded_p99"
 printf '%-42s %10s req/s   (%s requests, %s answered 503 busy / non-2xx)\n' "sign-in flood (c=$FLOOD)" "$flood_rps" "$flood_total" "$flood_non2xx"
