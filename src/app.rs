@@ -3,17 +3,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use shop_catalog::CatalogApi;
 use shop_identity::IdentityApi;
-use shop_inventory::InventoryApi;
 use shop_kernel::RequestContext;
 use shop_kernel::auth::{KeySource, TokenRules, TokenVerifier};
 use shop_kernel::db::{Database, DbError};
 use shop_kernel::jwks::Jwks;
 use shop_kernel::observe::{CallObserver, Transport};
 use shop_kernel::rpc::{RpcClient, RpcConfig};
+use shop_kernel::tasks::BackgroundTasks;
 
 use crate::config::{Config, Module};
+use crate::modules::{Apis, Local};
 
 /// Why the process could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,27 +32,25 @@ pub enum StartupError {
 /// The modules this process can call, and what it needs to serve and watch them.
 #[derive(Clone)]
 pub struct Modules {
-    /// Identity (always present: its keys verify every token).
-    pub identity: Option<Arc<dyn IdentityApi>>,
-    /// Catalog, when local or remote.
-    pub catalog: Option<Arc<dyn CatalogApi>>,
-    /// Inventory, when local or remote.
-    pub inventory: Option<Arc<dyn InventoryApi>>,
+    /// Every module this process can call, local or remote, behind its access rules, span and metrics.
+    pub apis: Apis,
     /// Verifies access tokens with identity's public keys.
     pub verifier: Arc<TokenVerifier>,
     /// The databases of the local modules (for readiness).
     pub databases: Vec<(Module, Database)>,
     /// The remote modules (for readiness).
     pub remotes: Vec<(Module, RpcClient)>,
-    /// Background work of local modules (reservation expiry).
-    #[cfg(feature = "inventory")]
-    pub inventory_service: Option<Arc<shop_inventory::InventoryService>>,
 }
 
 impl Modules {
     /// Whether a module's implementation runs in this process.
     pub fn is_local(&self, module: Module) -> bool {
         self.databases.iter().any(|(m, _)| *m == module)
+    }
+
+    /// The typed API of a module (`modules.get::<dyn InventoryApi>()`).
+    pub fn get<T: ?Sized + Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.apis.get::<T>()
     }
 }
 
@@ -101,156 +99,63 @@ fn remote(config: &Config, url: &str) -> Result<RpcClient, StartupError> {
     RpcClient::new(rpc).map_err(StartupError::Other)
 }
 
-/// Builds every module: local implementations on their databases, HTTP clients for the remote ones, each
-/// wrapped so that every call is traced and reported to `observer`.
-pub fn build(config: &Config, observer: Arc<dyn CallObserver>) -> Result<Modules, StartupError> {
+/// Builds every module of the table, in its order: local implementations on their databases (each may use
+/// the modules built before it), HTTP clients for the remote ones, each wrapped so that every call is
+/// checked against the contract's access rules, traced and reported to `observer`. Local modules register
+/// their background work in `tasks` (none for one-shot CLI commands).
+pub fn build(
+    config: &Config,
+    observer: Arc<dyn CallObserver>,
+    tasks: Option<&BackgroundTasks>,
+) -> Result<Modules, StartupError> {
     let databases = open_databases(config)?;
     let mut remotes = Vec::new();
     for (module, url) in config.remote_modules() {
         remotes.push((module, remote(config, url)?));
     }
-    let remote_of = |m: Module| {
-        remotes
-            .iter()
-            .find(|(r, _)| *r == m)
-            .map(|(_, c)| c.clone())
-    };
-
-    #[allow(unused_mut)]
-    let mut identity: Option<Arc<dyn IdentityApi>> =
-        remote_of(Module::Identity).map(|c| Arc::new(shop_identity::IdentityClient::new(c)) as _);
-    #[allow(unused_mut)]
-    let mut catalog: Option<Arc<dyn CatalogApi>> =
-        remote_of(Module::Catalog).map(|c| Arc::new(shop_catalog::CatalogClient::new(c)) as _);
-    #[allow(unused_mut)]
-    let mut inventory: Option<Arc<dyn InventoryApi>> = remote_of(Module::Inventory)
-        .map(|c| Arc::new(shop_inventory::InventoryClient::new(c)) as _);
-    #[cfg(feature = "inventory")]
-    let mut inventory_service = None;
-
-    for (&module, db) in &databases {
-        match module {
-            #[cfg(feature = "identity")]
-            Module::Identity => identity = Some(Arc::new(local_identity(config, db.clone())?)),
-            #[cfg(feature = "catalog")]
-            Module::Catalog => {
-                let config = shop_catalog::CatalogConfig {
-                    currency: config.currency.clone(),
-                };
-                catalog = Some(Arc::new(shop_catalog::CatalogService::new(
-                    db.clone(),
-                    config,
-                )));
-            }
-            #[cfg(feature = "inventory")]
-            Module::Inventory => {
-                let config = shop_inventory::InventoryConfig {
-                    reservation_ttl: config.reservation_ttl,
-                    ..Default::default()
-                };
-                let service = Arc::new(shop_inventory::InventoryService::new(db.clone(), config));
-                inventory_service = Some(service.clone());
-                inventory = Some(service);
-            }
-            #[allow(unreachable_patterns)]
-            other => {
-                return Err(StartupError::Other(format!(
-                    "{other} is not compiled into this binary"
-                )));
-            }
-        }
+    let mut apis = Apis::default();
+    for def in crate::modules::ALL {
+        let Some(module) = Module::parse(def.name) else {
+            continue;
+        };
+        let (api, transport) = if let Some(db) = databases.get(&module) {
+            let local = Local {
+                config,
+                db: db.clone(),
+                apis: &apis,
+                tasks,
+            };
+            ((def.local)(&local)?, Transport::InProcess)
+        } else if let Some((_, client)) = remotes.iter().find(|(m, _)| *m == module) {
+            ((def.client)(client.clone()), Transport::Http)
+        } else {
+            continue;
+        };
+        let observed = (def.observed)(&api, transport, observer.clone()).ok_or_else(|| {
+            StartupError::Other(format!("{module}: its entry built an API of another type"))
+        })?;
+        apis.insert(def.name, observed);
     }
 
-    let transport = |m: Module| {
-        if databases.contains_key(&m) {
-            Transport::InProcess
-        } else {
-            Transport::Http
-        }
-    };
-    let identity = identity.map(|api| {
-        Arc::new(shop_identity::Observed::new(
-            api,
-            transport(Module::Identity),
-            observer.clone(),
-        )) as Arc<dyn IdentityApi>
-    });
-    let catalog = catalog.map(|api| {
-        Arc::new(shop_catalog::Observed::new(
-            api,
-            transport(Module::Catalog),
-            observer.clone(),
-        )) as Arc<dyn CatalogApi>
-    });
-    let inventory = inventory.map(|api| {
-        Arc::new(shop_inventory::Observed::new(
-            api,
-            transport(Module::Inventory),
-            observer.clone(),
-        )) as Arc<dyn InventoryApi>
-    });
-
-    let identity_for_keys = identity.clone().ok_or_else(|| {
+    let identity = apis.get::<dyn IdentityApi>().ok_or_else(|| {
         StartupError::Other(format!(
             "identity is unreachable: set {}",
-            Module::Identity.url_var()
+            Module::IDENTITY.url_var()
         ))
     })?;
     let verifier = Arc::new(TokenVerifier::new(
-        Arc::new(IdentityKeys(identity_for_keys)),
+        Arc::new(IdentityKeys(identity)),
         TokenRules {
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
         },
     ));
     Ok(Modules {
-        identity,
-        catalog,
-        inventory,
+        apis,
         verifier,
         databases: databases.into_iter().collect(),
         remotes,
-        #[cfg(feature = "inventory")]
-        inventory_service,
     })
-}
-
-#[cfg(feature = "identity")]
-fn local_identity(
-    config: &Config,
-    db: Database,
-) -> Result<shop_identity::IdentityService, StartupError> {
-    let key_path = config.data_dir.join("jwt-signing-key");
-    let signing_key = shop_identity::SigningKey::load_or_create(
-        config.jwt_signing_key.as_ref().map(|k| k.expose()),
-        &key_path,
-    )
-    .map_err(|e| StartupError::Other(format!("token signing key: {e}")))?;
-    let (memory_kib, iterations, parallelism) = config.argon2;
-    let (per_account, per_client, window) = config.login_throttle;
-    shop_identity::IdentityService::new(
-        db,
-        shop_identity::IdentityConfig {
-            signing_key,
-            issuer: config.jwt_issuer.clone(),
-            audience: config.jwt_audience.clone(),
-            token_ttl: config.access_token_ttl,
-            password_cost: shop_identity::PasswordCost {
-                memory_kib,
-                iterations,
-                parallelism,
-            },
-            throttle: shop_identity::ThrottleConfig {
-                per_account,
-                per_client,
-                window,
-            },
-            rate_limit_per_client: config.rate_limit_per_client,
-            hash_threads: config.password_hash_threads,
-            hash_wait: config.password_hash_wait,
-        },
-    )
-    .map_err(StartupError::Other)
 }
 
 /// Makes sure the configured admin exists (idempotent). Only the process where identity runs does it:
@@ -264,13 +169,12 @@ pub async fn ensure_admin(config: &Config, modules: &Modules) -> Result<(), Star
         }
         return Ok(());
     };
-    if !modules.is_local(Module::Identity) {
+    if !modules.is_local(Module::IDENTITY) {
         tracing::info!("identity runs elsewhere: the admin account is ensured there");
         return Ok(());
     }
     let identity = modules
-        .identity
-        .as_ref()
+        .get::<dyn IdentityApi>()
         .ok_or_else(|| StartupError::Other("identity is unreachable".into()))?;
     let admin = identity
         .ensure_admin(

@@ -76,9 +76,11 @@ pub async fn run_command(command: Command) -> Result<i32, StartupError> {
         Command::Serve => Ok(0),
         Command::Migrate => {
             let config = Config::from_env()?;
-            tokio::task::spawn_blocking(move || build(&config, Arc::new(NoObserver)).map(|_| ()))
-                .await
-                .map_err(|e| StartupError::Other(e.to_string()))??;
+            tokio::task::spawn_blocking(move || {
+                build(&config, Arc::new(NoObserver), None).map(|_| ())
+            })
+            .await
+            .map_err(|e| StartupError::Other(e.to_string()))??;
             println!("migrations applied");
             Ok(0)
         }
@@ -131,11 +133,12 @@ pub async fn run_command(command: Command) -> Result<i32, StartupError> {
                 })?;
             let password = password.trim_end_matches(['\r', '\n']).to_string();
             let config = Config::from_env()?;
-            let modules = tokio::task::spawn_blocking(move || build(&config, Arc::new(NoObserver)))
-                .await
-                .map_err(|e| StartupError::Other(e.to_string()))??;
+            let modules =
+                tokio::task::spawn_blocking(move || build(&config, Arc::new(NoObserver), None))
+                    .await
+                    .map_err(|e| StartupError::Other(e.to_string()))??;
             let identity = modules
-                .identity
+                .get::<dyn shop_identity::IdentityApi>()
                 .ok_or_else(|| StartupError::Other("identity is unreachable".into()))?;
             match identity
                 .ensure_admin(&RequestContext::system(), email.clone(), password)

@@ -7,42 +7,42 @@ use std::time::Duration;
 
 use shop_kernel::Secret;
 
-/// A bounded context this binary may serve or call.
+/// A bounded context this binary may serve or call: a name from the module table
+/// ([`crate::modules::ALL`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Module {
-    /// Users, passwords, tokens.
-    Identity,
-    /// Products and prices.
-    Catalog,
-    /// Stock and reservations.
-    Inventory,
-}
+pub struct Module(&'static str);
 
 impl Module {
-    /// Every module, in dependency order.
-    pub const ALL: [Module; 3] = [Module::Identity, Module::Catalog, Module::Inventory];
+    /// Identity, whose keys verify every access token: every process must reach it.
+    pub const IDENTITY: Module = Module("identity");
+
+    /// Every module of the table, in dependency order.
+    pub fn all() -> impl Iterator<Item = Module> {
+        crate::modules::ALL.iter().map(|m| Module(m.name))
+    }
+
+    /// The module's entry in the table.
+    pub fn def(self) -> &'static crate::modules::ModuleDef {
+        crate::modules::ALL
+            .iter()
+            .copied()
+            .find(|m| m.name == self.0)
+            .unwrap_or(crate::modules::ALL[0])
+    }
 
     /// The module's name (`inventory`).
     pub fn name(self) -> &'static str {
-        match self {
-            Module::Identity => "identity",
-            Module::Catalog => "catalog",
-            Module::Inventory => "inventory",
-        }
+        self.0
     }
 
     /// Parses a module name.
     pub fn parse(s: &str) -> Option<Module> {
-        Module::ALL.into_iter().find(|m| m.name() == s)
+        Module::all().find(|m| m.name() == s)
     }
 
     /// Whether this binary was built with the module's implementation (cargo feature of the same name).
     pub fn compiled_in(self) -> bool {
-        match self {
-            Module::Identity => cfg!(feature = "identity"),
-            Module::Catalog => cfg!(feature = "catalog"),
-            Module::Inventory => cfg!(feature = "inventory"),
-        }
+        self.def().compiled_in
     }
 
     /// The variable naming the module's remote base URL (`SHOP_INVENTORY_URL`).
@@ -227,16 +227,15 @@ impl Config {
         let database_url = get("SHOP_DATABASE_URL")
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("shop.db").display()));
         let local_modules = match get("SHOP_MODULES") {
-            None => Module::ALL
-                .into_iter()
-                .filter(|m| m.compiled_in())
-                .collect(),
+            None => Module::all().filter(|m| m.compiled_in()).collect(),
             Some(list) => {
                 let mut set = BTreeSet::new();
                 for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     let module = Module::parse(name).ok_or_else(|| {
+                        let known: Vec<&str> = Module::all().map(Module::name).collect();
                         ConfigError(format!(
-                            "SHOP_MODULES names unknown module {name:?} (known: identity, catalog, inventory)"
+                            "SHOP_MODULES names unknown module {name:?} (known: {})",
+                            known.join(", ")
                         ))
                     })?;
                     if !module.compiled_in() {
@@ -253,7 +252,7 @@ impl Config {
         };
         let mut remote_urls = BTreeMap::new();
         let mut module_database_urls = BTreeMap::new();
-        for m in Module::ALL {
+        for m in Module::all() {
             if let Some(url) = get(&m.url_var()) {
                 if !url.starts_with("http://") {
                     // The service client is built without TLS: encrypt between services with a mesh or
@@ -291,7 +290,10 @@ impl Config {
                 .map_err(ConfigError)
         };
         let service_name = get("SHOP_SERVICE_NAME").unwrap_or_else(|| {
-            let local: Vec<&str> = local_modules.iter().map(|m| m.name()).collect();
+            let local: Vec<&str> = Module::all()
+                .filter(|m| local_modules.contains(m))
+                .map(Module::name)
+                .collect();
             if local.is_empty() {
                 "gateway".into()
             } else {
@@ -364,7 +366,7 @@ impl Config {
                 "this process serves no module: set SHOP_MODULES or a SHOP_<MODULE>_URL".into(),
             ));
         }
-        let identity = Module::Identity;
+        let identity = Module::IDENTITY;
         if !self.local_modules.contains(&identity) && !self.remote_urls.contains_key(&identity) {
             return Err(ConfigError(format!(
                 "identity is not served here and has no URL: set {} (its keys verify every access token)",
@@ -455,7 +457,7 @@ mod tests {
         assert_eq!(c.database_url, "sqlite://data/shop.db");
         assert_eq!(
             c.local_modules.len(),
-            Module::ALL.iter().filter(|m| m.compiled_in()).count()
+            Module::all().filter(|m| m.compiled_in()).count()
         );
         Ok(())
     }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod migrate;
+pub mod modules;
 pub mod openapi;
 pub mod server;
 pub mod telemetry;

@@ -1,4 +1,5 @@
-//! Each module's schema history, embedded in the binary: `migrations/<module>/{sqlite,postgres}/`.
+//! Each module's schema history, embedded in the binary (`migrations/<module>/{sqlite,postgres}/`, named by
+//! the module table).
 //! A process applies only its local modules' migrations, so its database holds only their tables.
 
 use diesel::RunQueryDsl;
@@ -7,37 +8,8 @@ use shop_kernel::db::{Backend, Database, DbConn, DbError, write_transaction};
 
 use crate::config::Module;
 
-#[cfg(feature = "identity")]
-const IDENTITY: [EmbeddedMigrations; 2] = [
-    diesel_migrations::embed_migrations!("migrations/identity/sqlite"),
-    diesel_migrations::embed_migrations!("migrations/identity/postgres"),
-];
-#[cfg(feature = "catalog")]
-const CATALOG: [EmbeddedMigrations; 2] = [
-    diesel_migrations::embed_migrations!("migrations/catalog/sqlite"),
-    diesel_migrations::embed_migrations!("migrations/catalog/postgres"),
-];
-#[cfg(feature = "inventory")]
-const INVENTORY: [EmbeddedMigrations; 2] = [
-    diesel_migrations::embed_migrations!("migrations/inventory/sqlite"),
-    diesel_migrations::embed_migrations!("migrations/inventory/postgres"),
-];
-
 fn migrations(module: Module, backend: Backend) -> Option<EmbeddedMigrations> {
-    let pick = |[sqlite, postgres]: [EmbeddedMigrations; 2]| match backend {
-        Backend::Sqlite => sqlite,
-        Backend::Postgres => postgres,
-    };
-    match module {
-        #[cfg(feature = "identity")]
-        Module::Identity => Some(pick(IDENTITY)),
-        #[cfg(feature = "catalog")]
-        Module::Catalog => Some(pick(CATALOG)),
-        #[cfg(feature = "inventory")]
-        Module::Inventory => Some(pick(INVENTORY)),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }
+    (module.def().migrations)(backend)
 }
 
 /// The advisory-lock key migrations hold on PostgreSQL ("shop" in ASCII).

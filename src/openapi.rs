@@ -158,58 +158,30 @@ fn module_document(module: &str, public: Routes, ops: &[Operation]) -> Result<Op
     ))
 }
 
-/// Every document, by file name.
-pub fn documents() -> Result<Vec<(&'static str, OpenApi)>, String> {
-    Ok(vec![
-        (
-            "shop.json",
-            finish(
-                collect(&[
-                    crate::server::operations_routes,
-                    shop_identity::http::server::public_routes,
-                    shop_catalog::http::server::public_routes,
-                    shop_inventory::http::server::public_routes,
-                ]),
-                "shop",
-                "The public HTTP API of shop, version 1.",
-            ),
+/// Every document, by file name: `shop.json` (the whole public API) and one per module of the table.
+pub fn documents() -> Result<Vec<(String, OpenApi)>, String> {
+    let mut public: Vec<Routes> = vec![crate::server::operations_routes];
+    public.extend(crate::modules::ALL.iter().map(|m| m.public_routes));
+    let mut docs = vec![(
+        "shop.json".to_string(),
+        finish(
+            collect(&public),
+            "shop",
+            "The public HTTP API of shop, version 1.",
         ),
-        (
-            "identity.json",
-            module_document(
-                shop_identity::MODULE,
-                shop_identity::http::server::public_routes,
-                shop_identity::OPERATIONS,
-            )?,
-        ),
-        (
-            "catalog.json",
-            module_document(
-                shop_catalog::MODULE,
-                shop_catalog::http::server::public_routes,
-                shop_catalog::OPERATIONS,
-            )?,
-        ),
-        (
-            "inventory.json",
-            module_document(
-                shop_inventory::MODULE,
-                shop_inventory::http::server::public_routes,
-                shop_inventory::OPERATIONS,
-            )?,
-        ),
-    ])
+    )];
+    for def in crate::modules::ALL {
+        docs.push((
+            format!("{}.json", def.name),
+            module_document(def.name, def.public_routes, def.operations)?,
+        ));
+    }
+    Ok(docs)
 }
 
 /// The `/internal` path of a local module, for the document of what a process serves.
 pub fn internal_path_of(module: crate::config::Module) -> Result<(String, PathItem), String> {
-    use crate::config::Module;
-    let ops = match module {
-        Module::Identity => shop_identity::OPERATIONS,
-        Module::Catalog => shop_catalog::OPERATIONS,
-        Module::Inventory => shop_inventory::OPERATIONS,
-    };
-    let item = internal_path(module.name(), ops).map_err(|e| e.to_string())?;
+    let item = internal_path(module.name(), module.def().operations).map_err(|e| e.to_string())?;
     Ok((format!("/internal/{}/{{operation}}", module.name()), item))
 }
 
@@ -227,7 +199,7 @@ pub fn render(doc: &OpenApi) -> Result<String, String> {
 pub fn write_all(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for (name, doc) in documents()? {
-        let path = dir.join(name);
+        let path = dir.join(&name);
         std::fs::write(&path, render(&doc)?).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
@@ -238,9 +210,9 @@ pub fn drifted(dir: &Path) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for (name, doc) in documents()? {
         let expected = render(&doc)?;
-        let actual = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        let actual = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
         if actual != expected {
-            out.push(name.to_string());
+            out.push(name);
         }
     }
     Ok(out)
@@ -263,13 +235,11 @@ mod tests {
 
     #[test]
     fn module_documents_list_every_internal_operation() {
-        for (name, doc) in documents().unwrap_or_default().into_iter().skip(1) {
+        let docs = documents().unwrap_or_default();
+        assert_eq!(docs.len(), crate::modules::ALL.len() + 1);
+        for (def, (name, doc)) in crate::modules::ALL.iter().zip(docs.into_iter().skip(1)) {
             let json = render(&doc).unwrap_or_default();
-            let ops = match name {
-                "identity.json" => shop_identity::OPERATIONS,
-                "catalog.json" => shop_catalog::OPERATIONS,
-                _ => shop_inventory::OPERATIONS,
-            };
+            let ops = def.operations;
             for op in ops {
                 assert_eq!(
                     json.contains(&format!("`{}`", op.name)),

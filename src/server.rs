@@ -197,20 +197,16 @@ pub fn operations_routes(cfg: &mut ServiceConfig) {
     cfg.service(health_live).service(health_ready);
 }
 
-/// Registers the public routes of every module this process can reach.
+/// Registers the public routes of every module this process can reach (local, or over its client).
 fn module_routes(modules: &Modules) -> impl FnOnce(&mut ServiceConfig) + use<> {
-    let identity = modules.identity.is_some();
-    let catalog = modules.catalog.is_some();
-    let inventory = modules.inventory.is_some();
+    let reachable: Vec<&'static crate::modules::ModuleDef> = modules
+        .apis
+        .names()
+        .filter_map(crate::modules::find)
+        .collect();
     move |cfg| {
-        if identity {
-            cfg.configure(shop_identity::http::server::public_routes);
-        }
-        if catalog {
-            cfg.configure(shop_catalog::http::server::public_routes);
-        }
-        if inventory {
-            cfg.configure(shop_inventory::http::server::public_routes);
+        for def in reachable {
+            cfg.configure(def.public_routes);
         }
     }
 }
@@ -220,10 +216,18 @@ fn internal_routes(modules: &Modules) -> impl FnOnce(&mut web::ServiceConfig) + 
     let local: Vec<Module> = modules.databases.iter().map(|(m, _)| *m).collect();
     move |cfg| {
         for module in local {
-            match module {
-                Module::Identity => shop_identity::http::server::internal_routes(cfg),
-                Module::Catalog => shop_catalog::http::server::internal_routes(cfg),
-                Module::Inventory => shop_inventory::http::server::internal_routes(cfg),
+            (module.def().internal_routes)(cfg);
+        }
+    }
+}
+
+/// Puts every reachable module's typed API into the app, for its handlers.
+fn module_data(modules: &Modules) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
+    let apis = modules.apis.clone();
+    move |cfg| {
+        for name in apis.names() {
+            if let (Some(def), Some(api)) = (crate::modules::find(name), apis.by_name(name)) {
+                (def.app_data)(api, cfg);
             }
         }
     }
@@ -392,9 +396,16 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
     let observer = ModuleCallMetrics::register(&registry)
         .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
     let build_config = config.clone();
-    let modules = tokio::task::spawn_blocking(move || build(&build_config, Arc::new(observer)))
-        .await
-        .map_err(|e| StartupError::Other(e.to_string()))??;
+    let tasks = Arc::new(BackgroundTasks::new());
+    let build_tasks = tasks.clone();
+    // Built on the blocking pool (migrations block); background tasks start on this runtime.
+    let handle = tokio::runtime::Handle::current();
+    let modules = tokio::task::spawn_blocking(move || {
+        let _runtime = handle.enter();
+        build(&build_config, Arc::new(observer), Some(&build_tasks))
+    })
+    .await
+    .map_err(|e| StartupError::Other(e.to_string()))??;
     ensure_admin(&config, &modules).await?;
 
     let listener = std::net::TcpListener::bind(&config.http_addr).map_err(|e| {
@@ -406,23 +417,6 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartupError::Other(e.to_string()))?;
-
-    let tasks = Arc::new(BackgroundTasks::new());
-    #[cfg(feature = "inventory")]
-    if let Some(inventory) = modules.inventory_service.clone() {
-        let every =
-            (config.reservation_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
-        tasks.every("inventory.reservation_expiry", every, move || {
-            let inventory = inventory.clone();
-            async move {
-                match inventory.sweep().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(expired = n, "expired reservations released"),
-                    Err(e) => tracing::warn!(error = %e, "reservation sweep failed"),
-                }
-            }
-        });
-    }
 
     let openapi = served_openapi(&modules).map_err(StartupError::Other)?;
     let known_routes = web::Data::new(KnownRoutes::of(&openapi));
@@ -467,15 +461,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
             .app_data(readiness.clone())
             .app_data(known_routes.clone())
             .app_data(trust_forwarded.clone());
-        if let Some(api) = &apis.identity {
-            app = app.app_data(web::Data::from(api.clone()));
-        }
-        if let Some(api) = &apis.catalog {
-            app = app.app_data(web::Data::from(api.clone()));
-        }
-        if let Some(api) = &apis.inventory {
-            app = app.app_data(web::Data::from(api.clone()));
-        }
+        app = app.configure(module_data(&apis));
         app.into_utoipa_app()
             .configure(operations_routes)
             .configure(module_routes(&app_modules))

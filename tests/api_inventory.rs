@@ -142,8 +142,7 @@ async fn on_hand_cannot_drop_below_what_is_reserved() -> TestResult {
     app.set_stock(&admin, "MUG-1", 5).await;
     let inventory = app
         .running_modules
-        .inventory
-        .clone()
+        .get::<dyn shop_inventory::InventoryApi>()
         .ok_or("no inventory")?;
     let lines = vec![shop_inventory::ReservationLine {
         sku: "MUG-1".into(),

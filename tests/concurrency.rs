@@ -48,8 +48,7 @@ async fn two_hundred_concurrent_reservations_of_ten_units_in_process() -> TestRe
     let admin = app.ctx_for(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     race_reservations(
         app.running_modules
-            .inventory
-            .clone()
+            .get::<dyn shop_inventory::InventoryApi>()
             .ok_or("no inventory")?,
         &admin,
     )
@@ -153,8 +152,7 @@ async fn fifty_concurrent_identical_reserves_hold_the_stock_once_in_process() ->
     let admin = app.ctx_for(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let inventory = app
         .running_modules
-        .inventory
-        .clone()
+        .get::<dyn shop_inventory::InventoryApi>()
         .ok_or("no inventory")?;
     race_duplicate_reserves(inventory, &admin).await
 }

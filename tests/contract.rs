@@ -39,11 +39,14 @@ impl Apis {
                     "the in-process run uses the local implementations"
                 );
                 Apis {
-                    identity: m.identity.clone().unwrap_or_else(|| panic!("no identity")),
-                    catalog: m.catalog.clone().unwrap_or_else(|| panic!("no catalog")),
+                    identity: m
+                        .get::<dyn IdentityApi>()
+                        .unwrap_or_else(|| panic!("no identity")),
+                    catalog: m
+                        .get::<dyn CatalogApi>()
+                        .unwrap_or_else(|| panic!("no catalog")),
                     inventory: m
-                        .inventory
-                        .clone()
+                        .get::<dyn InventoryApi>()
                         .unwrap_or_else(|| panic!("no inventory")),
                 }
             }

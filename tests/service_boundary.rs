@@ -94,7 +94,10 @@ async fn the_admin_email_registered_by_someone_else_is_not_promoted() -> TestRes
 #[tokio::test]
 async fn ensure_admin_is_the_systems_alone_and_never_served_over_http() -> TestResult {
     let app = spawn_app().await;
-    let local = app.running_modules.identity.clone().ok_or("no identity")?;
+    let local = app
+        .running_modules
+        .get::<dyn shop_identity::IdentityApi>()
+        .ok_or("no identity")?;
     let created = local
         .ensure_admin(
             &RequestContext::system(),
@@ -279,8 +282,7 @@ async fn a_rejected_credential_is_a_503_for_the_user_opens_the_breaker_and_fails
     // Each refusal counts against the breaker: after five, calls fail fast without reaching the service.
     let inventory = gateway
         .running_modules
-        .inventory
-        .clone()
+        .get::<dyn shop_inventory::InventoryApi>()
         .ok_or("no inventory")?;
     let mut last = None;
     for _ in 0..6 {
