@@ -23,8 +23,13 @@ fn collect(routes: &[Routes]) -> OpenApi {
     app.split_for_parts().1
 }
 
-/// Adds what every document shares: info, security schemes and the problem schema.
-pub fn finish(mut doc: OpenApi, title: &str, description: &str) -> OpenApi {
+/// The currency the committed documents state (the default of `SHOP_CURRENCY`); a server serves its own
+/// at `/openapi.json`.
+pub const DOCUMENTED_CURRENCY: &str = "EUR";
+
+/// Adds what every document shares: info, security schemes and the problem schema, and pins `Money.currency`
+/// to the shop's one currency (anything else is refused, so the schema says so).
+pub fn finish(mut doc: OpenApi, title: &str, description: &str, currency: &str) -> OpenApi {
     doc.info = InfoBuilder::new()
         .title(title)
         .version(env!("CARGO_PKG_VERSION"))
@@ -62,7 +67,26 @@ pub fn finish(mut doc: OpenApi, title: &str, description: &str) -> OpenApi {
     ] {
         components.schemas.entry(name.to_string()).or_insert(schema);
     }
+    pin_currency(&mut doc, currency);
     doc
+}
+
+fn pin_currency(doc: &mut OpenApi, currency: &str) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::Schema;
+    let Some(RefOr::T(Schema::Object(money))) = doc
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut("Money"))
+    else {
+        return;
+    };
+    if let Some(RefOr::T(Schema::Object(field))) = money.properties.get_mut("currency") {
+        field.enum_values = Some(vec![json!(currency)]);
+        field.description = Some(format!(
+            "ISO 4217 code: the shop's one currency, {currency} here (`SHOP_CURRENCY`)."
+        ));
+    }
 }
 
 fn retry_name(r: Retry) -> &'static str {
@@ -155,6 +179,7 @@ fn module_document(module: &str, public: Routes, ops: &[Operation]) -> Result<Op
         &format!(
             "The {module} module: its public routes and the /internal operations other services call."
         ),
+        DOCUMENTED_CURRENCY,
     ))
 }
 
@@ -168,6 +193,7 @@ pub fn documents() -> Result<Vec<(String, OpenApi)>, String> {
             collect(&public),
             "shop",
             "The public HTTP API of shop, version 1.",
+            DOCUMENTED_CURRENCY,
         ),
     )];
     for def in crate::modules::ALL {

@@ -234,7 +234,10 @@ fn module_data(modules: &Modules) -> impl FnOnce(&mut web::ServiceConfig) + use<
 }
 
 /// The OpenAPI document of what this process serves.
-pub fn served_openapi(modules: &Modules) -> Result<utoipa::openapi::OpenApi, String> {
+pub fn served_openapi(
+    modules: &Modules,
+    currency: &str,
+) -> Result<utoipa::openapi::OpenApi, String> {
     let (_, mut doc) = App::new()
         .into_utoipa_app()
         .configure(operations_routes)
@@ -248,6 +251,7 @@ pub fn served_openapi(modules: &Modules) -> Result<utoipa::openapi::OpenApi, Str
         doc,
         "shop",
         "The shop API as served by this process.",
+        currency,
     ))
 }
 
@@ -418,7 +422,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         .local_addr()
         .map_err(|e| StartupError::Other(e.to_string()))?;
 
-    let openapi = served_openapi(&modules).map_err(StartupError::Other)?;
+    let openapi = served_openapi(&modules, &config.currency).map_err(StartupError::Other)?;
     let known_routes = web::Data::new(KnownRoutes::of(&openapi));
     let metrics = actix_web_prom::PrometheusMetricsBuilder::new("shop")
         .registry(registry)

@@ -251,6 +251,22 @@ async fn listing_pages_with_an_opaque_cursor() {
         }
     }
     assert_eq!(seen, vec!["SKU-0", "SKU-1", "SKU-2", "SKU-3", "SKU-4"]);
+    // Every cursor the documented pattern allows is a position: here, before or past every product.
+    let start = app
+        .get(
+            "/api/v1/products?cursor=00000000000000000000000000000000",
+            None,
+        )
+        .await;
+    assert_eq!(start.body["items"].as_array().map(Vec::len), Some(5));
+    let end = app
+        .get(
+            "/api/v1/products?cursor=FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF",
+            None,
+        )
+        .await;
+    assert_eq!(end.status, StatusCode::OK, "{}", end.body);
+    assert_eq!(end.body["items"], json!([]));
     app.get("/api/v1/products?limit=0", None)
         .await
         .assert_problem(422, "validation_failed");
@@ -294,8 +310,10 @@ async fn control_characters_are_refused_not_stored() {
     app.get("/api/v1/products?q=%00", None)
         .await
         .assert_problem(422, "validation_failed");
-    // "AA" is a well-formed cursor of a NUL byte: not one this list made.
-    app.get("/api/v1/products?cursor=AA", None)
-        .await
-        .assert_problem(422, "validation_failed");
+    // A cursor is 32 hex digits; anything else is refused, never looked up.
+    for bad in ["AA", "", "%00", "0123456789abcdef0123456789abcdeg"] {
+        app.get(&format!("/api/v1/products?cursor={bad}"), None)
+            .await
+            .assert_problem(422, "validation_failed");
+    }
 }

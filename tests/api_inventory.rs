@@ -202,3 +202,32 @@ async fn internal_routes_need_the_service_credential() {
         .await;
     r.assert_problem(400, "bad_call");
 }
+
+#[tokio::test]
+async fn integers_written_with_a_zero_fraction_are_integers_and_fractions_are_refused() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let r = app
+        .put(
+            "/api/v1/inventory/MUG-1",
+            Some(&admin),
+            json!({ "on_hand": 7.0 }),
+        )
+        .await;
+    assert_eq!(r.body["on_hand"], 7, "{}", r.body);
+    app.put(
+        "/api/v1/inventory/MUG-1",
+        Some(&admin),
+        json!({ "on_hand": 7.5 }),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    let r = app
+        .post(
+            "/api/v1/inventory/MUG-1/adjustments",
+            Some(&admin),
+            json!({ "delta": -2.0, "reason": "recount" }),
+        )
+        .await;
+    assert_eq!(r.body["on_hand"], 5, "{}", r.body);
+}

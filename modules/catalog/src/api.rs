@@ -41,7 +41,11 @@ pub struct NewProduct {
         length(min = 1, max = 200, message = "must be 1-200 characters"),
         custom(function = "shop_kernel::validation::validate_single_line")
     )]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        min_length = 1,
+        max_length = 200
+    )]
     pub name: String,
     /// 0–5000 characters.
     #[serde(default)]
@@ -49,7 +53,10 @@ pub struct NewProduct {
         length(max = 5000, message = "must be at most 5000 characters"),
         custom(function = "shop_kernel::validation::validate_text")
     )]
-    #[schema(max_length = 5000)]
+    #[schema(
+        pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$",
+        max_length = 5000
+    )]
     pub description: String,
     /// Unit price; amount ≥ 0, in the shop currency.
     #[validate(nested)]
@@ -64,14 +71,21 @@ pub struct ProductPatch {
         length(min = 1, max = 200, message = "must be 1-200 characters"),
         custom(function = "shop_kernel::validation::validate_single_line")
     )]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        min_length = 1,
+        max_length = 200
+    )]
     pub name: Option<String>,
     /// New description, 0–5000 characters.
     #[validate(
         length(max = 5000, message = "must be at most 5000 characters"),
         custom(function = "shop_kernel::validation::validate_text")
     )]
-    #[schema(max_length = 5000)]
+    #[schema(
+        pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$",
+        max_length = 5000
+    )]
     pub description: Option<String>,
     /// New unit price.
     #[validate(nested)]
@@ -84,13 +98,14 @@ pub struct ProductPatch {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct ProductQuery {
-    /// Case-insensitive search in name and SKU (at most 100 characters).
-    #[param(max_length = 100)]
+    /// Case-insensitive search in name and SKU (at most 100 characters, no control characters).
+    #[param(max_length = 100, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub q: Option<String>,
     /// Page size, 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
-    /// Opaque cursor from a previous page.
+    /// Opaque cursor: a previous page's `next_cursor`.
+    #[param(pattern = "^[0-9a-fA-F]{32}$")]
     pub cursor: Option<String>,
 }
 

@@ -1,7 +1,6 @@
 //! The catalog's business rules.
 
 use shop_kernel::db::{self, Database, is_unique_violation, write_transaction};
-use shop_kernel::page::decode_cursor;
 use shop_kernel::validation::check;
 use shop_kernel::{FieldError, Money, Page, RequestContext};
 use uuid::Uuid;
@@ -88,11 +87,15 @@ impl CatalogApi for CatalogService {
         }
         let after = match &query.cursor {
             None => None,
-            // A cursor is the id of a page's last product; anything else was not made by this list.
-            Some(c) => match decode_cursor(c).filter(|id| Uuid::parse_str(id).is_ok()) {
-                Some(id) => Some(id),
+            // A cursor is the id of a page's last product (32 hex digits): the page after it, whether or
+            // not that product still exists, so any cursor the documented pattern allows is a position.
+            Some(c) => match Uuid::try_parse(c).ok().filter(|_| c.len() == 32) {
+                Some(id) => Some(id.to_string()),
                 None => {
-                    errors.push(FieldError::new("cursor", "is not a cursor from this list"));
+                    errors.push(FieldError::new(
+                        "cursor",
+                        "must be 32 hex digits from next_cursor",
+                    ));
                     None
                 }
             },
@@ -121,7 +124,7 @@ impl CatalogApi for CatalogService {
             })
             .await?;
         let items = rows.into_iter().map(product).collect::<Outcome<Vec<_>>>()?;
-        Ok(Page::from_rows(items, limit, |p| p.id.to_string()))
+        Ok(Page::from_rows(items, limit, |p| p.id.simple().to_string()))
     }
 
     async fn get_product(&self, _ctx: &RequestContext, id: Uuid) -> Outcome<Product> {

@@ -43,7 +43,11 @@ pub struct NewUser {
         length(min = 1, max = 100, message = "must be 1-100 characters"),
         custom(function = "shop_kernel::validation::validate_single_line")
     )]
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        min_length = 1,
+        max_length = 100
+    )]
     pub display_name: String,
 }
 

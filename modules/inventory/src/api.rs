@@ -30,6 +30,7 @@ pub struct SetStock {
         message = "must be between 0 and 1000000000"
     ))]
     #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "shop_kernel::validation::integer")]
     pub on_hand: i64,
 }
 
@@ -41,15 +42,44 @@ pub struct Adjustment {
         range(min = -1_000_000_000, max = 1_000_000_000, message = "must be between -1000000000 and 1000000000"),
         custom(function = "non_zero")
     )]
-    #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
+    #[schema(schema_with = delta_schema)]
+    #[serde(deserialize_with = "shop_kernel::validation::integer")]
     pub delta: i64,
     /// Why the stock changed (recount, damage, delivery...), 1–200 characters.
     #[validate(
         length(min = 1, max = 200, message = "must be 1-200 characters"),
         custom(function = "shop_kernel::validation::validate_text")
     )]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$",
+        min_length = 1,
+        max_length = 200
+    )]
     pub reason: String,
+}
+
+/// `delta`'s schema: a non-zero integer within ±10^9, as two ranges (JSON Schema has no "not zero" that every
+/// client generator understands).
+fn delta_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    let range = |min: i64, max: i64| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Int64,
+            )))
+            .minimum(Some(min))
+            .maximum(Some(max))
+    };
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(range(-1_000_000_000, -1))
+            .item(range(1, 1_000_000_000))
+            .description(Some(
+                "Units to add (positive) or remove (negative); not zero, at most 10^9 either way.",
+            ))
+            .build(),
+    )
 }
 
 fn non_zero(delta: i64) -> Result<(), validator::ValidationError> {
@@ -70,6 +100,7 @@ pub struct ReservationLine {
     /// Units to hold, 1–1,000,000.
     #[validate(range(min = 1, max = 1_000_000, message = "must be between 1 and 1000000"))]
     #[schema(minimum = 1, maximum = 1_000_000)]
+    #[serde(deserialize_with = "shop_kernel::validation::integer")]
     pub quantity: i64,
 }
 

@@ -21,6 +21,7 @@ pub struct Money {
         message = "must be between 0 and 1000000000000000"
     ))]
     #[schema(minimum = 0, maximum = 1_000_000_000_000_000i64)]
+    #[serde(deserialize_with = "crate::validation::integer")]
     pub amount_minor: i64,
     /// ISO 4217 code; the shop accepts only its configured currency.
     #[validate(length(equal = 3, message = "must be a three-letter ISO 4217 code"))]

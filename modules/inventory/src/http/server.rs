@@ -68,7 +68,7 @@ async fn set_stock(
     operation_id = "adjust_stock",
     params(
         ("sku" = String, Path, description = "The SKU", pattern = "^[A-Za-z0-9._-]{1,64}$"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first outcome for the same key and body (at most 255 characters)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first outcome for the same key and body: 1-255 visible ASCII characters", pattern = "^[ -~]*[!-~][ -~]*$", max_length = 255),
     ),
     request_body = Adjustment,
     security(("bearer" = [])),
@@ -78,7 +78,7 @@ async fn set_stock(
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The SKU was never stocked", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`insufficient_stock`: available would go negative", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`insufficient_stock`: available would go negative; `idempotency_key_in_use`: the first request with this key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
