@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use common::*;
 use reqwest::{Method, StatusCode};
@@ -506,4 +507,49 @@ async fn a_5xx_body_names_no_internals_quotes_the_request_id_and_its_cause_is_lo
         "the log has the cause: {}",
         failures[0]
     );
+}
+
+#[tokio::test]
+async fn readiness_is_cached_so_probing_it_cannot_fan_load_out_to_remotes() -> TestResult {
+    let inventory_port = free_port();
+    let inventory_url = format!("http://127.0.0.1:{inventory_port}");
+    let gateway = Arc::new(
+        spawn_with(&[
+            ("SHOP_MODULES", "identity,catalog"),
+            ("SHOP_INVENTORY_URL", &inventory_url),
+        ])
+        .await,
+    );
+    let addr = format!("127.0.0.1:{inventory_port}");
+    let inventory = spawn_with(&[
+        ("SHOP_MODULES", "inventory"),
+        ("SHOP_HTTP_ADDR", &addr),
+        ("SHOP_IDENTITY_URL", &gateway.base),
+    ])
+    .await;
+    let started = std::time::Instant::now();
+    let probes: Vec<_> = (0..40)
+        .map(|_| {
+            let gateway = gateway.clone();
+            tokio::spawn(async move { gateway.get("/health/ready", None).await.status })
+        })
+        .collect();
+    for probe in probes {
+        assert_eq!(probe.await?, StatusCode::OK);
+    }
+    let windows = started.elapsed().as_secs() + 1;
+    let metrics = inventory.get_text("/metrics").await;
+    let seen: u64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("shop_http_requests_total")
+                && l.contains("endpoint=\"/internal/inventory\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()))
+        .sum();
+    assert!(
+        (1..=windows).contains(&seen),
+        "40 readiness probes in {windows} s reached inventory {seen} times"
+    );
+    Ok(())
 }

@@ -143,6 +143,10 @@ async fn sigterm_finishes_in_flight_requests_stops_background_tasks_and_exits_ze
     }
     assert_eq!(status.code(), Some(0), "{logs}");
     assert!(logs.contains("background tasks stopped"), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "no colour codes when the output is not a terminal: {logs}"
+    );
     let _ = std::fs::remove_dir_all(dir);
     Ok(())
 }

@@ -268,6 +268,14 @@ impl TestApp {
         }
     }
 
+    /// `GET` a text body (metrics).
+    pub async fn get_text(&self, path: &str) -> String {
+        match self.http.get(format!("{}{path}", self.base)).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => panic!("GET {path}: {e}"),
+        }
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
         self.request(Method::GET, path, token, None).await
     }
