@@ -181,7 +181,7 @@ fn parse_peers(list: &str) -> Result<Vec<(String, [u8; 32])>, ConfigError> {
             ))
         };
         let (name, hex) = entry.split_once('=').ok_or_else(bad)?;
-        if name.is_empty() || hex.len() != 64 {
+        if name.is_empty() || hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
         let mut digest = [0u8; 32];
@@ -355,6 +355,13 @@ impl Config {
                 Some(_) => Some(parse(get, "SHOP_WORKERS", 1usize)?),
             },
         };
+        if config.login_throttle.0 == 0 || config.login_throttle.1 == 0 {
+            return Err(ConfigError(
+                "SHOP_LOGIN_MAX_FAILURES_PER_ACCOUNT and SHOP_LOGIN_MAX_FAILURES_PER_CLIENT must be at least 1 \
+                 (raise them to loosen throttling; SHOP_RATE_LIMIT_PER_CLIENT=0 turns the attempt limit off)"
+                    .into(),
+            ));
+        }
         config.check_topology()?;
         Ok(config)
     }
@@ -537,11 +544,22 @@ mod tests {
             Some(shop_kernel::rpc::OutgoingCredential::Service { name, .. }) if name == "identity+catalog"
         ));
         assert_eq!(c.service_auth().peers.len(), 2);
-        let err = config(&[("SHOP_SERVICE_PEERS", "inventory=xyz")])
+        for bad in [
+            "inventory=xyz".to_string(),
+            format!("inventory=+{}", "a".repeat(63)),
+            format!("inventory={}é", "a".repeat(62)),
+        ] {
+            let err = config(&[("SHOP_SERVICE_PEERS", &bad)])
+                .err()
+                .map(|e| e.0)
+                .unwrap_or_default();
+            assert!(err.contains("SHOP_SERVICE_PEERS"), "{bad}: {err}");
+        }
+        let err = config(&[("SHOP_LOGIN_MAX_FAILURES_PER_ACCOUNT", "0")])
             .err()
             .map(|e| e.0)
             .unwrap_or_default();
-        assert!(err.contains("SHOP_SERVICE_PEERS"), "{err}");
+        assert!(err.contains("at least 1"), "{err}");
         Ok(())
     }
 

@@ -151,24 +151,48 @@ struct Listeners {
 }
 
 impl Listeners {
-    /// True when the request came in on the internal listener.
+    /// True when the request came in on the internal listener (by port, and by address unless the
+    /// listener is bound to every interface, where connections report the interface they arrived on).
     fn is_internal(req: &actix_web::HttpRequest) -> bool {
-        let internal = req
+        let Some(internal) = req
             .app_data::<web::Data<Listeners>>()
-            .and_then(|l| l.internal);
-        internal.is_some() && req.conn_data::<LocalAddr>().map(|a| a.0) == internal
+            .and_then(|l| l.internal)
+        else {
+            return false;
+        };
+        req.conn_data::<LocalAddr>()
+            .is_some_and(|LocalAddr(local)| {
+                local.port() == internal.port()
+                    && (internal.ip().is_unspecified() || local.ip() == internal.ip())
+            })
     }
 }
 
-/// With an internal listener, `/internal` and `/metrics` are not served on the public one: 404 there.
-fn hidden_from_public(req: &ServiceRequest) -> bool {
-    let path = req.path();
-    let internal_only = path == "/metrics" || path == "/internal" || path.starts_with("/internal/");
-    internal_only
-        && req
-            .app_data::<web::Data<Listeners>>()
-            .is_some_and(|l| l.internal.is_some())
-        && !Listeners::is_internal(req.request())
+/// With an internal listener, `/internal` and `/metrics` are not served on the public one. The path is read
+/// as the router will match it (percent-decoded), so `/%69nternal/...` is hidden too.
+fn hidden_from_public(req: &ServiceRequest) -> Option<HttpResponse> {
+    let listeners = req.app_data::<web::Data<Listeners>>()?;
+    if listeners.internal.is_none() || Listeners::is_internal(req.request()) {
+        return None;
+    }
+    let path = req.match_info().as_str();
+    if path == "/internal" || path.starts_with("/internal/") {
+        // A caller pointed at the public port gets the deployment fault it is, not a business 404.
+        Some(unknown_operation())
+    } else if path == "/metrics" {
+        Some(problem_not_found("No such route."))
+    } else {
+        None
+    }
+}
+
+fn unknown_operation() -> HttpResponse {
+    shop_kernel::http::problem_response(&shop_kernel::Problem::new(
+        404,
+        shop_kernel::problem::codes::UNKNOWN_OPERATION,
+        "Unknown operation",
+        "This listener serves no such module or operation.",
+    ))
 }
 
 type GateFuture<B> =
@@ -180,8 +204,8 @@ where
     S::Future: 'static,
     B: 'static,
 {
-    if hidden_from_public(&req) {
-        let resp = req.into_response(problem_not_found("No such route.").map_into_boxed_body());
+    if let Some(refusal) = hidden_from_public(&req) {
+        let resp = req.into_response(refusal.map_into_boxed_body());
         return Box::pin(async move { Ok(resp.map_into_right_body()) });
     }
     let fut = srv.call(req);
@@ -307,12 +331,7 @@ impl KnownRoutes {
 /// its business.
 async fn fallback(req: actix_web::HttpRequest, routes: web::Data<KnownRoutes>) -> HttpResponse {
     if req.path().starts_with("/internal/") {
-        return shop_kernel::http::problem_response(&shop_kernel::Problem::new(
-            404,
-            shop_kernel::problem::codes::UNKNOWN_OPERATION,
-            "Unknown operation",
-            "This process serves no such module or operation.",
-        ));
+        return unknown_operation();
     }
     let allowed = routes.allowed(req.path());
     if allowed.is_empty() {
@@ -394,13 +413,29 @@ pub struct RunningServer {
     pub tasks: Arc<BackgroundTasks>,
 }
 
-/// Opens databases, applies migrations, ensures the admin, binds the address and starts the workers.
+/// Opens databases, applies migrations, ensures the admin, binds the address and starts the workers. If
+/// startup fails, the background tasks already started are stopped again.
 pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
+    let tasks = Arc::new(BackgroundTasks::new());
+    match start_with(config, tasks.clone()).await {
+        Ok(running) => Ok(running),
+        Err(e) => {
+            if let Err(stuck) = tasks.shutdown(Duration::from_secs(5)).await {
+                tracing::warn!(?stuck, "background tasks aborted after a failed startup");
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn start_with(
+    config: Config,
+    tasks: Arc<BackgroundTasks>,
+) -> Result<RunningServer, StartupError> {
     let registry = prometheus::Registry::new();
     let observer = ModuleCallMetrics::register(&registry)
         .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
     let build_config = config.clone();
-    let tasks = Arc::new(BackgroundTasks::new());
     let build_tasks = tasks.clone();
     // Built on the blocking pool (migrations block); background tasks start on this runtime.
     let handle = tokio::runtime::Handle::current();

@@ -118,3 +118,56 @@ async fn beyond_the_hashing_threads_callers_get_503_with_retry_after_never_a_que
     r.assert_problem(409, "email_taken");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_remote_identitys_busy_answer_reaches_the_client_with_its_retry_after() -> TestResult {
+    let identity_port = free_port();
+    let identity_addr = format!("127.0.0.1:{identity_port}");
+    let identity = spawn_with(&[
+        ("SHOP_MODULES", "identity"),
+        ("SHOP_HTTP_ADDR", &identity_addr),
+        ("SHOP_PASSWORD_HASH_THREADS", "1"),
+        ("SHOP_PASSWORD_HASH_WAIT_MS", "1"),
+        ("SHOP_ARGON2_MEMORY_KIB", "19456"),
+        ("SHOP_ARGON2_ITERATIONS", "2"),
+        ("SHOP_LOGIN_MAX_FAILURES_PER_ACCOUNT", "1000"),
+    ])
+    .await;
+    let gateway = Arc::new(
+        spawn_with(&[
+            ("SHOP_MODULES", "catalog"),
+            ("SHOP_IDENTITY_URL", &identity.base),
+        ])
+        .await,
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let gateway = gateway.clone();
+        tasks.push(tokio::spawn(async move {
+            gateway
+                .post(
+                    "/api/v1/auth/token",
+                    None,
+                    json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }),
+                )
+                .await
+        }));
+    }
+    let mut busy = 0;
+    for task in tasks {
+        let r = task.await?;
+        if r.status.as_u16() == 503 {
+            // The same answer as in-process: `busy` with its Retry-After, not a bare `unavailable`.
+            r.assert_problem(503, "busy");
+            assert!(retry_after(&r) >= 1, "{:?}", r.headers);
+            busy += 1;
+        } else {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        }
+    }
+    assert!(
+        busy >= 1,
+        "with one hashing thread some of 16 sign-ins wait too long"
+    );
+    Ok(())
+}

@@ -486,6 +486,12 @@ async fn identity_contract(apis: &Apis, c: &Callers) -> TestResult {
         Err(IdentityError::Unauthenticated)
     );
     assert_eq!(api.get_user(&c.admin, grace.id).await?, grace);
+    assert_eq!(
+        api.get_user(&c.customer.as_module("gateway"), grace.id)
+            .await,
+        Err(IdentityError::NotFound),
+        "a module the rule does not name reads only what its user may"
+    );
     assert_eq!(api.get_user(&c.module, grace.id).await?, grace);
     assert_eq!(
         api.get_user(&c.module, Uuid::now_v7()).await,

@@ -117,11 +117,25 @@ async fn ensure_admin_is_the_systems_alone_and_never_served_over_http() -> TestR
         created,
         "idempotent"
     );
+    // An existing admin stays as it is, its password its own.
     assert_eq!(
         local
             .ensure_admin(
                 &RequestContext::system(),
                 "ops@shop.test".into(),
+                "another-password".into()
+            )
+            .await?,
+        created
+    );
+    app.token("ops@shop.test", "ops-password-123").await;
+    // An existing customer is promoted only by its own password.
+    app.customer("someone@shop.test").await;
+    assert_eq!(
+        local
+            .ensure_admin(
+                &RequestContext::system(),
+                "someone@shop.test".into(),
                 "another-password".into()
             )
             .await,
@@ -338,14 +352,19 @@ async fn a_module_url_pointing_at_a_process_that_does_not_serve_it_is_a_503() {
 async fn with_an_internal_listener_the_public_one_hides_internal_routes_and_metrics() -> TestResult
 {
     let dead = format!("http://127.0.0.1:{}", free_port());
+    // Bound to every interface, as in a container: connections report the address they arrived on.
     let app = spawn_with(&[
-        ("SHOP_INTERNAL_ADDR", "127.0.0.1:0"),
+        ("SHOP_INTERNAL_ADDR", "0.0.0.0:0"),
         ("SHOP_MODULES", "identity,catalog"),
         ("SHOP_INVENTORY_URL", &dead),
         ("SHOP_REMOTE_TIMEOUT_MS", "500"),
     ])
     .await;
-    let internal = app.internal_base.clone().ok_or("no internal listener")?;
+    let internal = app
+        .internal_base
+        .clone()
+        .ok_or("no internal listener")?
+        .replace("0.0.0.0", "127.0.0.1");
     let service_headers = [("x-shop-service-token", SERVICE_TOKEN)];
     let public = app
         .request_with(
@@ -356,7 +375,17 @@ async fn with_an_internal_listener_the_public_one_hides_internal_routes_and_metr
             &service_headers,
         )
         .await;
-    public.assert_problem(404, "not_found");
+    public.assert_problem(404, "unknown_operation");
+    // Percent-encoding does not get past the listener check.
+    app.request_with(
+        Method::POST,
+        "/%69nternal/catalog/get_product",
+        None,
+        Some(json!({ "id": uuid::Uuid::now_v7() })),
+        &service_headers,
+    )
+    .await
+    .assert_problem(404, "unknown_operation");
     app.get("/metrics", None)
         .await
         .assert_problem(404, "not_found");
@@ -499,7 +528,7 @@ async fn a_5xx_body_names_no_internals_quotes_the_request_id_and_its_cause_is_lo
         .unwrap_or_default();
     let failures: Vec<&str> = logs
         .lines()
-        .filter(|l| l.contains("log-once-0001") && l.contains("ERROR"))
+        .filter(|l| l.contains("log-once-0001") && l.contains("request failed"))
         .collect();
     assert_eq!(failures.len(), 1, "{logs}");
     assert!(

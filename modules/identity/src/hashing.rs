@@ -17,6 +17,10 @@ use tokio::sync::{Semaphore, oneshot};
 
 type Job = Box<dyn FnOnce(&mut Argon2Worker) + Send + 'static>;
 
+/// The most memory a stored hash may ask for (KiB) before it is refused instead of verified: hashes come
+/// from our own table, but a thread's buffer must stay bounded whatever is in it.
+const MAX_STORED_COST_KIB: u32 = 256 * 1024;
+
 /// Argon2id with a memory buffer reused for every hash of its thread.
 pub struct Argon2Worker {
     params: Params,
@@ -32,11 +36,12 @@ impl Argon2Worker {
     }
 
     fn memory(&mut self, blocks: usize) -> &mut [Block] {
-        if self.blocks.len() != blocks {
-            // Once per thread for the configured cost; again only for a stored hash of another cost.
+        if self.blocks.len() < blocks {
+            // Once per thread for the configured cost; it only grows (bounded by `MAX_STORED_COST_KIB`) for a
+            // stored hash of a higher cost.
             self.blocks = vec![Block::new(); blocks];
         }
-        &mut self.blocks
+        &mut self.blocks[..blocks]
     }
 
     /// A PHC string (`$argon2id$v=19$m=...`) for `password` with a fresh random salt.
@@ -78,6 +83,13 @@ impl Argon2Worker {
         ) else {
             return false;
         };
+        if params.m_cost() > MAX_STORED_COST_KIB.max(self.params.m_cost()) {
+            tracing::warn!(
+                m_cost = params.m_cost(),
+                "refusing to verify a hash of excessive cost"
+            );
+            return false;
+        }
         let version = phc
             .version
             .map_or(Ok(Version::V0x13), Version::try_from)

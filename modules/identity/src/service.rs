@@ -7,7 +7,7 @@ use argon2::Params;
 use shop_kernel::db::{self, Database, is_unique_violation, write_transaction};
 use shop_kernel::jwks::{Claims, Jwks};
 use shop_kernel::validation::check;
-use shop_kernel::{FieldError, RequestContext, Role};
+use shop_kernel::{Allow, FieldError, RequestContext, Role};
 use uuid::Uuid;
 
 use crate::api::{AccessToken, Credentials, IdentityApi, NewUser, User};
@@ -297,7 +297,14 @@ impl IdentityApi for IdentityService {
     }
 
     async fn get_user(&self, ctx: &RequestContext, id: Uuid) -> Outcome<User> {
-        let allowed = ctx.is_internal()
+        // Only the modules the access rule names may read any account; a user (whoever carries the call)
+        // reads their own, an admin any.
+        let named_module = crate::api::OPERATIONS
+            .iter()
+            .filter(|op| op.name == "get_user")
+            .flat_map(|op| op.access)
+            .any(|rule| matches!(rule, Allow::Module(m) if ctx.origin.is_module(m)));
+        let allowed = named_module
             || ctx
                 .user()
                 .is_some_and(|u| u.role == Role::Admin || u.id == id);
@@ -344,6 +351,10 @@ impl IdentityApi for IdentityService {
                     other => return other,
                 }
             };
+            // Already an admin: nothing to promote, and its password stays its own.
+            if row.role == Role::Admin.as_str() {
+                return user(row);
+            }
             // Whoever registered this email first must not become admin by it: only the holder of the
             // configured password is promoted.
             if !self
@@ -351,9 +362,6 @@ impl IdentityApi for IdentityService {
                 .await?
             {
                 return Err(IdentityError::AdminPasswordMismatch);
-            }
-            if row.role == Role::Admin.as_str() {
-                return user(row);
             }
             let id = row.id.clone();
             self.db

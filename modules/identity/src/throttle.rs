@@ -61,13 +61,21 @@ impl Throttle {
     /// outrun the limit while their passwords are being checked.
     pub fn admit(&self, email: &str, client: Option<&str>) -> Result<Instant, u64> {
         let now = Instant::now();
-        let Ok(mut map) = self.attempts.lock() else {
-            return Ok(now);
-        };
+        // A panic elsewhere must not switch throttling off: the map is still usable.
+        let mut map = self
+            .attempts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let window = self.config.window;
         let keys = [
-            (Self::account_key(email), self.config.per_account as usize),
-            (Self::client_key(client), self.config.per_client as usize),
+            (
+                Self::account_key(email),
+                self.config.per_account.max(1) as usize,
+            ),
+            (
+                Self::client_key(client),
+                self.config.per_client.max(1) as usize,
+            ),
         ];
         let mut wait: Option<Duration> = None;
         for (key, limit) in &keys {
@@ -166,9 +174,10 @@ impl RateLimiter {
             return Ok(());
         };
         let now = Instant::now();
-        let Ok(mut map) = self.next_free.lock() else {
-            return Ok(());
-        };
+        let mut map = self
+            .next_free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let key = client.unwrap_or("unknown");
         let free_at = map.get(key).copied().unwrap_or(now).max(now) + interval;
         let ahead = free_at.duration_since(now);

@@ -277,15 +277,16 @@ impl InventoryApi for InventoryService {
                     } else {
                         Err(InventoryError::SkuNotFound { sku: sku.clone() })
                     };
-                    // The outcome, success or business error, is kept with the key and this transaction
-                    // commits either way: a failed adjustment changed nothing else.
+                    // A decided outcome, success or business error, is kept with the key and this
+                    // transaction commits (a refused adjustment changed nothing else). A fault decided
+                    // nothing: everything rolls back, the key included.
+                    let Some(stored) = idempotency::record(&outcome) else {
+                        return Err(TxError::Fail(outcome.err().unwrap_or_else(|| {
+                            InventoryError::Internal("undecided outcome".into())
+                        })));
+                    };
                     if let Some(key) = &idempotency_key {
-                        IDEMPOTENCY_KEYS.complete(
-                            c,
-                            &admin,
-                            key,
-                            &idempotency::record(&outcome),
-                        )?;
+                        IDEMPOTENCY_KEYS.complete(c, &admin, key, &stored)?;
                     }
                     Ok(outcome)
                 })

@@ -50,7 +50,10 @@ impl<E: ApiError> From<E> for HttpProblem {
         let problem = e.to_problem();
         // 5xx causes are logged here, once (inside the request's span, with its id); the body never carries
         // them (see `problem_response`).
-        if problem.status >= 500 {
+        if problem.status == 503 {
+            // Unavailable or saturated: expected under load and outages, not a defect.
+            tracing::warn!(error = %e, code = %problem.code, "request failed");
+        } else if problem.status >= 500 {
             tracing::error!(error = %e, code = %problem.code, "request failed");
         }
         HttpProblem::new(problem)
@@ -284,8 +287,8 @@ impl FromRequest for PublicContext {
     }
 }
 
-/// The request context of an `/internal` route: the service credential is required; the user token and
-/// the trusted flag travel with the call.
+/// The request context of an `/internal` route: a service credential is required; the user token and the
+/// origin (client, or a module the credential may speak for) travel with the call.
 pub struct InternalContext(pub RequestContext);
 
 impl FromRequest for InternalContext {

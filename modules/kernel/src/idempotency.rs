@@ -221,30 +221,36 @@ pub fn check_key(key: &str) -> Result<(), FieldError> {
     }
 }
 
-/// The stored form of an outcome: the value, or the problem the error becomes.
-pub fn record<T: Serialize, E: ApiError>(outcome: &Result<T, E>) -> String {
-    match outcome {
-        Ok(value) => serde_json::json!({ "ok": value }),
-        Err(e) => serde_json::json!({ "problem": e.to_problem() }),
-    }
-    .to_string()
+/// The stored form of an outcome, `{"ok": value}` or `{"problem": {...}}`.
+#[derive(Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Stored<T> {
+    Ok(T),
+    Problem(Problem),
+}
+
+/// The stored form of a decided outcome: the value, or the business error's problem. `None` for a fault
+/// (5xx): nothing was decided, so the caller rolls back (or releases the key) and a retry runs afresh.
+pub fn record<T: Serialize, E: ApiError>(outcome: &Result<T, E>) -> Option<String> {
+    let stored = match outcome {
+        Ok(value) => Stored::Ok(value),
+        Err(e) => {
+            let problem = e.to_problem();
+            if problem.status >= 500 {
+                return None;
+            }
+            Stored::Problem(problem)
+        }
+    };
+    serde_json::to_string(&stored).ok()
 }
 
 /// The outcome a stored record stands for.
 pub fn replay<T: DeserializeOwned, E: ApiError>(stored: &str) -> Result<T, E> {
-    #[derive(serde::Deserialize)]
-    struct Stored<T> {
-        ok: Option<T>,
-        problem: Option<Problem>,
-    }
     match serde_json::from_str::<Stored<T>>(stored) {
-        Ok(Stored {
-            ok: Some(value), ..
-        }) => Ok(value),
-        Ok(Stored {
-            problem: Some(p), ..
-        }) => Err(E::from_problem(p)),
-        _ => Err(E::from_problem(Problem::internal())),
+        Ok(Stored::Ok(value)) => Ok(value),
+        Ok(Stored::Problem(p)) => Err(E::from_problem(p)),
+        Err(_) => Err(E::from_problem(Problem::internal())),
     }
 }
 
@@ -329,7 +335,8 @@ mod tests {
         }
         impl ApiError for E {
             fn to_problem(&self) -> Problem {
-                Problem::new(409, &self.0, "t", "")
+                let status = if self.0 == "boom" { 500 } else { 409 };
+                Problem::new(status, &self.0, "t", "")
             }
             fn from_problem(p: Problem) -> Self {
                 E(p.code)
@@ -338,9 +345,24 @@ mod tests {
                 E(d)
             }
         }
-        let ok: Result<u32, E> = Ok(7);
-        assert_eq!(replay::<u32, E>(&record(&ok)), Ok(7));
-        let err: Result<u32, E> = Err(E("sold_out".into()));
-        assert_eq!(replay::<u32, E>(&record(&err)), Err(E("sold_out".into())));
+        let stored = |outcome| record(&outcome).unwrap_or_default();
+        assert_eq!(replay::<u32, E>(&stored(Ok::<u32, E>(7))), Ok(7));
+        assert_eq!(
+            replay::<u32, E>(&stored(Err(E("sold_out".into())))),
+            Err(E("sold_out".into()))
+        );
+        let fault: Result<u32, E> = Err(E("boom".into()));
+        assert_eq!(
+            record(&fault),
+            None,
+            "a fault decides nothing and is not kept"
+        );
+        let unit: Result<(), E> = Ok(());
+        assert_eq!(replay::<(), E>(&record(&unit).unwrap_or_default()), Ok(()));
+        let none: Result<Option<u32>, E> = Ok(None);
+        assert_eq!(
+            replay::<Option<u32>, E>(&record(&none).unwrap_or_default()),
+            Ok(None)
+        );
     }
 }

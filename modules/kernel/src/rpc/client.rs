@@ -122,8 +122,9 @@ pub struct RpcClient {
 
 enum Attempt<T, E> {
     Done(Result<T, E>),
-    /// Worth another try; the server asked for at least this pause.
-    Retry(String, Option<Duration>, bool),
+    /// Worth another try: why, the pause the server asked for, whether the request never left, and the
+    /// server's own problem (what the caller gets if no retry follows: e.g. `busy` with its `Retry-After`).
+    Retry(String, Option<Duration>, bool, Option<Box<Problem>>),
 }
 
 impl RpcClient {
@@ -206,18 +207,22 @@ impl RpcClient {
             let outcome = self.attempt::<R, E>(module, operation, req).await;
             match outcome {
                 Attempt::Done(result) => return result,
-                Attempt::Retry(reason, pause, never_sent) => {
+                Attempt::Retry(reason, pause, never_sent, problem) => {
+                    let give_up = |reason: String| match problem.clone() {
+                        Some(problem) => E::from_problem(*problem),
+                        None => E::unavailable(reason),
+                    };
                     let may_retry = match retry {
                         Retry::Read | Retry::Idempotent => true,
                         // A request that never reached the server cannot have been applied.
                         Retry::Once => never_sent,
                     };
                     if !may_retry || attempt >= self.config.max_retries {
-                        return Err(E::unavailable(reason));
+                        return Err(give_up(reason));
                     }
                     let backoff = pause.unwrap_or_else(|| jittered_backoff(attempt));
                     if started.elapsed() + backoff >= budget {
-                        return Err(E::unavailable(reason));
+                        return Err(give_up(reason));
                     }
                     tracing::debug!(module, operation, attempt, error = %reason, "retrying remote call");
                     tokio::time::sleep(backoff).await;
@@ -247,7 +252,7 @@ impl RpcClient {
                     self.config.base_url,
                     transport_reason(&e)
                 );
-                return Attempt::Retry(reason, None, e.is_connect());
+                return Attempt::Retry(reason, None, e.is_connect(), None);
             }
         };
         let status = resp.status();
@@ -269,6 +274,7 @@ impl RpcClient {
                     ),
                     None,
                     false,
+                    None,
                 );
             }
         };
@@ -305,7 +311,12 @@ impl RpcClient {
                 if problem.status == 429 {
                     return Attempt::Done(Err(E::from_problem(problem)));
                 }
-                Attempt::Retry(problem.detail_or_empty(), retry_after, false)
+                Attempt::Retry(
+                    problem.detail_or_empty(),
+                    retry_after,
+                    false,
+                    Some(Box::new(problem)),
+                )
             }
             Ok(problem) => {
                 // A business error means the service works; a 5xx means it does not.
@@ -322,6 +333,7 @@ impl RpcClient {
                     ),
                     retry_after,
                     false,
+                    None,
                 )
             }
         }
