@@ -167,12 +167,55 @@ fn internal_path(module: &str, ops: &[Operation]) -> Result<PathItem, serde_json
     }))
 }
 
+/// `GET /internal/<module>`: the authenticated readiness probe other services send.
+fn probe_path(module: &str) -> Result<PathItem, serde_json::Error> {
+    serde_json::from_value(json!({
+        "get": {
+            "tags": [format!("{module}-internal")],
+            "summary": format!("Says that this process serves {module} and accepts the caller's service credential."),
+            "operationId": format!("{module}_internal_probe"),
+            "responses": {
+                "200": {
+                    "description": "Served here; the operations it offers",
+                    "content": { "application/json": { "schema": {
+                        "type": "object",
+                        "required": ["module", "operations"],
+                        "properties": {
+                            "module": { "type": "string" },
+                            "operations": { "type": "array", "items": { "type": "string" } }
+                        }
+                    } } }
+                },
+                "401": {
+                    "description": "`service_unauthenticated`: missing or rejected service credential",
+                    "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
+                }
+            },
+            "security": [{ "service_token": [] }]
+        }
+    }))
+}
+
+/// The `/internal` paths of a module: its operations and its probe.
+fn internal_paths(module: &str, ops: &[Operation]) -> Result<Vec<(String, PathItem)>, String> {
+    let err = |e: serde_json::Error| format!("{module}: {e}");
+    Ok(vec![
+        (
+            format!("/internal/{module}/{{operation}}"),
+            internal_path(module, ops).map_err(err)?,
+        ),
+        (
+            format!("/internal/{module}"),
+            probe_path(module).map_err(err)?,
+        ),
+    ])
+}
+
 fn module_document(module: &str, public: Routes, ops: &[Operation]) -> Result<OpenApi, String> {
     let mut doc = collect(&[public]);
-    let item = internal_path(module, ops).map_err(|e| format!("{module}: {e}"))?;
-    doc.paths
-        .paths
-        .insert(format!("/internal/{module}/{{operation}}"), item);
+    for (path, item) in internal_paths(module, ops)? {
+        doc.paths.paths.insert(path, item);
+    }
     Ok(finish(
         doc,
         &format!("shop {module}"),
@@ -205,10 +248,9 @@ pub fn documents() -> Result<Vec<(String, OpenApi)>, String> {
     Ok(docs)
 }
 
-/// The `/internal` path of a local module, for the document of what a process serves.
-pub fn internal_path_of(module: crate::config::Module) -> Result<(String, PathItem), String> {
-    let item = internal_path(module.name(), module.def().operations).map_err(|e| e.to_string())?;
-    Ok((format!("/internal/{}/{{operation}}", module.name()), item))
+/// The `/internal` paths of a local module, for the document of what a process serves.
+pub fn internal_paths_of(module: crate::config::Module) -> Result<Vec<(String, PathItem)>, String> {
+    internal_paths(module.name(), module.def().operations)
 }
 
 /// The exact bytes written for a document.

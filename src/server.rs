@@ -268,8 +268,9 @@ pub fn served_openapi(
         .configure(module_routes(modules))
         .split_for_parts();
     for (module, _) in &modules.databases {
-        let (path, item) = crate::openapi::internal_path_of(*module)?;
-        doc.paths.paths.insert(path, item);
+        for (path, item) in crate::openapi::internal_paths_of(*module)? {
+            doc.paths.paths.insert(path, item);
+        }
     }
     Ok(crate::openapi::finish(
         doc,

@@ -183,9 +183,12 @@ impl HashPool {
             };
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |worker| {
-            let _ = tx.send(work(worker));
-            // The thread is free again only when the work is done, even if the caller gave up waiting.
+            let out = work(worker);
+            // The thread is free again once the work is done (even if the caller gave up waiting), and before
+            // the caller hears of it: at the lowest priority this thread may wait long for the CPU again, and
+            // a caller's next hash must not find its own finished one still holding the permit.
             drop(permit);
+            let _ = tx.send(out);
         });
         self.jobs
             .lock()
