@@ -331,11 +331,11 @@ impl KnownRoutes {
 /// `/internal` path is `unknown_operation`, so the calling service sees a deployment fault, not a 404 of
 /// its business.
 async fn fallback(req: actix_web::HttpRequest, routes: web::Data<KnownRoutes>) -> HttpResponse {
-    if req.path().starts_with("/internal/") {
-        return unknown_operation();
-    }
     let allowed = routes.allowed(req.path());
     if allowed.is_empty() {
+        if req.path().starts_with("/internal/") {
+            return unknown_operation();
+        }
         return not_found().await;
     }
     let mut resp = shop_kernel::http::problem_response(&shop_kernel::Problem::new(

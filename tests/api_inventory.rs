@@ -191,6 +191,21 @@ async fn internal_routes_need_the_service_credential() {
         )
         .await;
     r.assert_problem(404, "unknown_operation");
+    // A known internal path asked with another method is 405, like any other.
+    let r = app
+        .request_with(
+            Method::DELETE,
+            "/internal/inventory",
+            None,
+            None,
+            &[("x-shop-service-token", SERVICE_TOKEN)],
+        )
+        .await;
+    r.assert_problem(405, "method_not_allowed");
+    assert_eq!(
+        r.headers.get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET")
+    );
     let r = app
         .request_with(
             Method::POST,

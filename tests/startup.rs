@@ -87,6 +87,9 @@ async fn sigterm_finishes_in_flight_requests_stops_background_tasks_and_exits_ze
     let mut child = command
         .env("SHOP_HTTP_ADDR", format!("127.0.0.1:{port}"))
         .env("SHOP_RESERVATION_TTL_SECS", "4")
+        // A sign-in that takes a good second: surely in flight when the signal arrives.
+        .env("SHOP_ARGON2_MEMORY_KIB", "8192")
+        .env("SHOP_ARGON2_ITERATIONS", "250")
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
@@ -94,7 +97,7 @@ async fn sigterm_finishes_in_flight_requests_stops_background_tasks_and_exits_ze
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let mut ready = false;
-    for _ in 0..100 {
+    for _ in 0..400 {
         if http
             .get(format!("{base}/health/ready"))
             .send()
@@ -119,7 +122,11 @@ async fn sigterm_finishes_in_flight_requests_stops_background_tasks_and_exits_ze
                 .map(|r| r.status().as_u16())
         }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !in_flight.is_finished(),
+        "the sign-in was meant to be still running"
+    );
     let term = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()?;
