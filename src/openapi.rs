@@ -144,9 +144,9 @@ fn internal_path(module: &str, ops: &[Operation]) -> Result<PathItem, serde_json
                 "schema": { "type": "string", "enum": ops.iter().filter(|op| reachable_over_http(op.access)).map(|op| op.name).collect::<Vec<_>>() }
             }],
             "requestBody": {
-                "description": "The method's arguments by name",
+                "description": "The method's arguments by name; an empty body is `{}` (for methods without arguments)",
                 "content": { "application/json": { "schema": { "type": "object" } } },
-                "required": true
+                "required": false
             },
             "responses": {
                 "200": {

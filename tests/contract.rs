@@ -15,12 +15,17 @@ use shop_inventory::{
     SetStock,
 };
 use shop_kernel::{Money, Role};
+use shop_payments::{
+    NewCredit, PaymentStatus, PaymentsApi, PaymentsClient, PaymentsError, TransactionKind,
+    TransactionQuery,
+};
 use uuid::Uuid;
 
 struct Apis {
     identity: Arc<dyn IdentityApi>,
     catalog: Arc<dyn CatalogApi>,
     inventory: Arc<dyn InventoryApi>,
+    payments: Arc<dyn PaymentsApi>,
 }
 
 #[derive(Clone, Copy)]
@@ -35,7 +40,7 @@ impl Apis {
             Transport::InProcess => {
                 let m = &app.running_modules;
                 assert!(
-                    m.databases.len() == 3,
+                    m.databases.len() == shop::modules::ALL.len(),
                     "the in-process run uses the local implementations"
                 );
                 Apis {
@@ -48,12 +53,16 @@ impl Apis {
                     inventory: m
                         .get::<dyn InventoryApi>()
                         .unwrap_or_else(|| panic!("no inventory")),
+                    payments: m
+                        .get::<dyn PaymentsApi>()
+                        .unwrap_or_else(|| panic!("no payments")),
                 }
             }
             Transport::Http => Apis {
                 identity: Arc::new(IdentityClient::new(app.rpc())),
                 catalog: Arc::new(CatalogClient::new(app.rpc())),
                 inventory: Arc::new(InventoryClient::new(app.rpc())),
+                payments: Arc::new(PaymentsClient::new(app.rpc())),
             },
         }
     }
@@ -559,4 +568,155 @@ on_both_transports!(
     &[("SHOP_LOGIN_MAX_FAILURES_PER_CLIENT", "2")],
     throttling_sees_the_client_in_process,
     throttling_sees_the_client_over_http
+);
+
+fn eur(amount_minor: i64) -> Money {
+    Money::new(amount_minor, "EUR")
+}
+
+async fn payments_contract(apis: &Apis, c: &Callers) -> TestResult {
+    let api = &apis.payments;
+    let customer = c.customer.user().map(|u| u.id).ok_or("no customer")?;
+    let wallet = api.wallet(&c.customer).await?;
+    assert_eq!((wallet.balance, wallet.updated_at), (eur(0), None));
+    assert_eq!(
+        api.wallet(&c.anonymous).await,
+        Err(PaymentsError::Unauthenticated)
+    );
+
+    let credit = |amount_minor| NewCredit {
+        amount_minor,
+        reason: "welcome".into(),
+    };
+    assert_eq!(
+        api.credit(&c.customer, customer, credit(100), None).await,
+        Err(PaymentsError::Forbidden)
+    );
+    assert_eq!(
+        api.credit(&c.admin, Uuid::now_v7(), credit(100), None)
+            .await,
+        Err(PaymentsError::UserNotFound)
+    );
+    assert!(matches!(
+        api.credit(&c.admin, customer, credit(0), None).await,
+        Err(PaymentsError::Validation(_))
+    ));
+    let first = api
+        .credit(&c.admin, customer, credit(1000), Some("k1".into()))
+        .await?;
+    assert_eq!(
+        (first.kind, first.amount.clone()),
+        (TransactionKind::Credit, eur(1000))
+    );
+    assert_eq!(
+        api.credit(&c.admin, customer, credit(1000), Some("k1".into()))
+            .await?,
+        first,
+        "replayed, not applied twice"
+    );
+    assert_eq!(
+        api.credit(&c.admin, customer, credit(5), Some("k1".into()))
+            .await,
+        Err(PaymentsError::IdempotencyKeyReused)
+    );
+    assert_eq!(api.wallet(&c.customer).await?.balance, eur(1000));
+
+    // Charges and refunds are ordering's, idempotent by order id.
+    let order = Uuid::now_v7();
+    assert_eq!(
+        api.charge(&c.customer, order, customer, eur(300)).await,
+        Err(PaymentsError::Forbidden)
+    );
+    assert_eq!(
+        api.charge(&c.other_module, order, customer, eur(300)).await,
+        Err(PaymentsError::Forbidden),
+        "a notifications credential cannot charge a wallet"
+    );
+    let paid = api.charge(&c.module, order, customer, eur(300)).await?;
+    assert_eq!(paid.status, PaymentStatus::Charged);
+    assert_eq!(
+        api.charge(&c.module, order, customer, eur(300)).await?,
+        paid
+    );
+    assert_eq!(
+        api.charge(&c.module, order, customer, eur(301)).await,
+        Err(PaymentsError::PaymentConflict)
+    );
+    assert!(matches!(
+        api.charge(&c.module, Uuid::now_v7(), customer, Money::new(5, "USD"))
+            .await,
+        Err(PaymentsError::Validation(_))
+    ));
+    assert_eq!(api.wallet(&c.customer).await?.balance, eur(700));
+
+    let too_much = Uuid::now_v7();
+    assert_eq!(
+        api.charge(&c.module, too_much, customer, eur(701)).await,
+        Err(PaymentsError::InsufficientFunds { balance: 700 })
+    );
+    assert_eq!(
+        api.charge(&c.module, too_much, customer, eur(701)).await,
+        Err(PaymentsError::InsufficientFunds { balance: 700 }),
+        "a repeat returns the first outcome"
+    );
+
+    let refunded = api.refund(&c.module, order).await?;
+    assert_eq!(
+        (refunded.status, refunded.amount.clone()),
+        (PaymentStatus::Refunded, eur(300))
+    );
+    assert_eq!(api.refund(&c.module, order).await?, refunded);
+    assert_eq!(api.wallet(&c.customer).await?.balance, eur(1000));
+    assert_eq!(
+        api.charge(&c.module, order, customer, eur(300)).await,
+        Err(PaymentsError::PaymentClosed)
+    );
+    // Refunding an order never charged leaves a tombstone: a late charge cannot go through.
+    let late = Uuid::now_v7();
+    assert_eq!(api.refund(&c.module, late).await?.amount, eur(0));
+    assert_eq!(
+        api.charge(&c.module, late, customer, eur(1)).await,
+        Err(PaymentsError::PaymentClosed)
+    );
+
+    let page = api
+        .transactions(
+            &c.customer,
+            TransactionQuery {
+                limit: Some(2),
+                cursor: None,
+            },
+        )
+        .await?;
+    let kinds: Vec<_> = page.items.iter().map(|t| t.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![TransactionKind::Refund, TransactionKind::Charge]
+    );
+    let rest = api
+        .transactions(
+            &c.customer,
+            TransactionQuery {
+                limit: Some(2),
+                cursor: page.next_cursor.clone(),
+            },
+        )
+        .await?;
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.items[0], first);
+    assert_eq!(
+        api.transactions(&c.admin, TransactionQuery::default())
+            .await?
+            .items,
+        vec![],
+        "each user sees only their own ledger"
+    );
+    Ok(())
+}
+
+on_both_transports!(
+    payments_contract,
+    &[],
+    payments_contract_in_process,
+    payments_contract_over_http
 );

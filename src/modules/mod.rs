@@ -20,9 +20,15 @@ use crate::config::Config;
 pub mod catalog;
 pub mod identity;
 pub mod inventory;
+pub mod payments;
 
 /// Every module, in dependency order: a module may use only modules listed before it.
-pub const ALL: &[&ModuleDef] = &[&identity::DEF, &catalog::DEF, &inventory::DEF];
+pub const ALL: &[&ModuleDef] = &[
+    &identity::DEF,
+    &catalog::DEF,
+    &inventory::DEF,
+    &payments::DEF,
+];
 
 /// A module's API as the table holds it: an `Arc<dyn XxxApi>` behind `Any`, so that every module can be
 /// handled alike; [`Apis::get`] gives the typed API back.

@@ -1,6 +1,7 @@
 //! The catalog's business rules.
 
 use shop_kernel::db::{self, Database, is_unique_violation, write_transaction};
+use shop_kernel::page::checked_id_page;
 use shop_kernel::validation::check;
 use shop_kernel::{FieldError, Money, Page, RequestContext};
 use uuid::Uuid;
@@ -77,29 +78,7 @@ impl CatalogApi for CatalogService {
         query: ProductQuery,
     ) -> Outcome<Page<Product>> {
         let mut errors = Vec::new();
-        let limit = shop_kernel::PageRequest {
-            limit: query.limit,
-            cursor: None,
-        }
-        .checked_limit();
-        if limit.is_none() {
-            errors.push(FieldError::new("limit", "must be between 1 and 100"));
-        }
-        let after = match &query.cursor {
-            None => None,
-            // A cursor is the id of a page's last product (32 hex digits): the page after it, whether or
-            // not that product still exists, so any cursor the documented pattern allows is a position.
-            Some(c) => match Uuid::try_parse(c).ok().filter(|_| c.len() == 32) {
-                Some(id) => Some(id.to_string()),
-                None => {
-                    errors.push(FieldError::new(
-                        "cursor",
-                        "must be 32 hex digits from next_cursor",
-                    ));
-                    None
-                }
-            },
-        };
+        let (limit, after) = checked_id_page(query.limit, query.cursor.as_deref(), &mut errors);
         let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
         if q.is_some_and(|q| q.chars().count() > 100) {
             errors.push(FieldError::new("q", "must be at most 100 characters"));

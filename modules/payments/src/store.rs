@@ -1,0 +1,229 @@
+//! diesel queries on payments' own tables. Every function takes the connection, so a service can run
+//! several in one transaction.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use shop_kernel::db::DbConn;
+use shop_kernel::money::MAX_AMOUNT_MINOR;
+
+diesel::table! {
+    payments_wallets (user_id) {
+        user_id -> Text,
+        balance_minor -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    payments_transactions (id) {
+        id -> Text,
+        user_id -> Text,
+        kind -> Text,
+        amount_minor -> BigInt,
+        order_id -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    payments_order_payments (order_id) {
+        order_id -> Text,
+        user_id -> Text,
+        amount_minor -> BigInt,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+/// A ledger row: (id, kind, amount_minor, order_id, reason, created_at).
+pub type TransactionRow = (
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    NaiveDateTime,
+);
+
+/// An order's payment row: (user_id, amount_minor, status).
+pub type PaymentRow = (String, i64, String);
+
+/// The stored payment statuses.
+pub mod status {
+    /// Charged.
+    pub const CHARGED: &str = "charged";
+    /// A refused charge, kept as the order's first outcome.
+    pub const DECLINED: &str = "declined";
+    /// Given back, or refunded before any charge.
+    pub const REFUNDED: &str = "refunded";
+}
+
+pub fn wallet(conn: &mut DbConn, user_id: &str) -> QueryResult<Option<(i64, NaiveDateTime)>> {
+    use payments_wallets::dsl as w;
+    w::payments_wallets
+        .filter(w::user_id.eq(user_id))
+        .select((w::balance_minor, w::updated_at))
+        .first(conn)
+        .optional()
+}
+
+/// Creates an empty wallet unless one exists. Two first uses of a wallet race on its insert: the loser's
+/// transaction fails with a unique violation and is run again.
+pub fn ensure_wallet(conn: &mut DbConn, user_id: &str, now: NaiveDateTime) -> QueryResult<()> {
+    use payments_wallets::dsl as w;
+    if wallet(conn, user_id)?.is_some() {
+        return Ok(());
+    }
+    diesel::insert_into(w::payments_wallets)
+        .values((
+            w::user_id.eq(user_id),
+            w::balance_minor.eq(0i64),
+            w::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Adds `amount` unless the balance would pass the bound; returns rows changed (0: it would).
+pub fn deposit(
+    conn: &mut DbConn,
+    user_id: &str,
+    amount: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    use payments_wallets::dsl as w;
+    diesel::update(
+        w::payments_wallets
+            .filter(w::user_id.eq(user_id))
+            .filter(w::balance_minor.le(MAX_AMOUNT_MINOR - amount)),
+    )
+    .set((
+        w::balance_minor.eq(w::balance_minor + amount),
+        w::updated_at.eq(now),
+    ))
+    .execute(conn)
+}
+
+/// Takes `amount` if the wallet holds that much; returns rows changed (0: it does not).
+pub fn withdraw(
+    conn: &mut DbConn,
+    user_id: &str,
+    amount: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    use payments_wallets::dsl as w;
+    diesel::update(
+        w::payments_wallets
+            .filter(w::user_id.eq(user_id))
+            .filter(w::balance_minor.ge(amount)),
+    )
+    .set((
+        w::balance_minor.eq(w::balance_minor - amount),
+        w::updated_at.eq(now),
+    ))
+    .execute(conn)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn insert_transaction(
+    conn: &mut DbConn,
+    id: &str,
+    user_id: &str,
+    kind: &str,
+    amount: i64,
+    order_id: Option<&str>,
+    reason: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    use payments_transactions::dsl as t;
+    diesel::insert_into(t::payments_transactions)
+        .values((
+            t::id.eq(id),
+            t::user_id.eq(user_id),
+            t::kind.eq(kind),
+            t::amount_minor.eq(amount),
+            t::order_id.eq(order_id),
+            t::reason.eq(reason),
+            t::created_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+/// A user's ledger, newest first, from before `before` (an id) when given.
+pub fn transactions(
+    conn: &mut DbConn,
+    user_id: &str,
+    before: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<TransactionRow>> {
+    use payments_transactions::dsl as t;
+    let mut query = t::payments_transactions
+        .filter(t::user_id.eq(user_id))
+        .select((
+            t::id,
+            t::kind,
+            t::amount_minor,
+            t::order_id,
+            t::reason,
+            t::created_at,
+        ))
+        .order(t::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(t::id.lt(before.to_string()));
+    }
+    query.load(conn)
+}
+
+/// Locks an order's payment row for the rest of the transaction (a no-op update); 0 when there is none.
+pub fn lock_payment(conn: &mut DbConn, order_id: &str) -> QueryResult<usize> {
+    use payments_order_payments::dsl as p;
+    diesel::update(p::payments_order_payments.filter(p::order_id.eq(order_id)))
+        .set(p::updated_at.eq(p::updated_at))
+        .execute(conn)
+}
+
+pub fn payment(conn: &mut DbConn, order_id: &str) -> QueryResult<Option<PaymentRow>> {
+    use payments_order_payments::dsl as p;
+    p::payments_order_payments
+        .filter(p::order_id.eq(order_id))
+        .select((p::user_id, p::amount_minor, p::status))
+        .first(conn)
+        .optional()
+}
+
+pub fn insert_payment(
+    conn: &mut DbConn,
+    order_id: &str,
+    user_id: &str,
+    amount: i64,
+    status: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    use payments_order_payments::dsl as p;
+    diesel::insert_into(p::payments_order_payments)
+        .values((
+            p::order_id.eq(order_id),
+            p::user_id.eq(user_id),
+            p::amount_minor.eq(amount),
+            p::status.eq(status),
+            p::created_at.eq(now),
+            p::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+pub fn set_payment_status(
+    conn: &mut DbConn,
+    order_id: &str,
+    status: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    use payments_order_payments::dsl as p;
+    diesel::update(p::payments_order_payments.filter(p::order_id.eq(order_id)))
+        .set((p::status.eq(status), p::updated_at.eq(now)))
+        .execute(conn)
+}
