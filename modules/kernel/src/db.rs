@@ -48,6 +48,9 @@ pub enum DbError {
     /// The blocking task was cancelled or panicked.
     #[error("database task failed: {0}")]
     Task(String),
+    /// A write kept losing insert races to concurrent transactions (503: retry later).
+    #[error("too much contention: {0}")]
+    Contention(String),
 }
 
 impl Backend {
@@ -253,6 +256,47 @@ where
     }
 }
 
+/// Why a write transaction failed: it lost an insert race to a concurrent transaction (run it again), or
+/// the module's error `E`. Module errors convert into it (`module_error!` writes the `From`).
+#[derive(Debug)]
+pub enum TxError<E> {
+    /// A unique key this transaction inserted was inserted first by another.
+    LostRace,
+    /// Any other failure.
+    Fail(E),
+}
+
+impl<E: From<diesel::result::Error>> From<diesel::result::Error> for TxError<E> {
+    fn from(e: diesel::result::Error) -> Self {
+        if is_unique_violation(&e) {
+            TxError::LostRace
+        } else {
+            TxError::Fail(E::from(e))
+        }
+    }
+}
+
+/// Runs `f` in a write transaction, again (up to three times) if it lost a unique-key race: the retry sees
+/// the winner's row and decides from it.
+pub fn retry_lost_races<T, E>(
+    conn: &mut DbConn,
+    mut f: impl FnMut(&mut DbConn) -> Result<T, TxError<E>>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error> + From<DbError>,
+{
+    for _ in 0..3 {
+        match write_transaction(conn, &mut f) {
+            Ok(value) => return Ok(value),
+            Err(TxError::Fail(e)) => return Err(e),
+            Err(TxError::LostRace) => continue,
+        }
+    }
+    Err(E::from(DbError::Contention(
+        "kept losing insert races".into(),
+    )))
+}
+
 /// True for a unique-constraint violation, on either backend.
 pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
     matches!(
@@ -290,6 +334,31 @@ mod tests {
             Some(Backend::Postgres)
         );
         assert!(Backend::of_url("mysql://h/d").is_err());
+    }
+
+    #[test]
+    fn lost_races_are_run_again_and_endless_ones_are_contention() -> Result<(), DbError> {
+        let dir = std::env::temp_dir().join(format!("shop-kernel-{}", uuid::Uuid::now_v7()));
+        let db = Database::connect(&format!("sqlite://{}/t.db", dir.display()), 2)?;
+        let mut conn = db.get()?;
+        conn.batch_execute("CREATE TABLE t (k INTEGER PRIMARY KEY)")?;
+        conn.batch_execute("INSERT INTO t VALUES (1)")?;
+        let mut attempts = 0;
+        // The first attempt collides with the row a "concurrent" writer inserted; the retry sees it.
+        let found: Result<i32, DbError> = retry_lost_races(&mut conn, |c| {
+            attempts += 1;
+            if attempts == 1 {
+                c.batch_execute("INSERT INTO t VALUES (1)")?;
+            }
+            Ok(attempts)
+        });
+        assert_eq!(found?, 2);
+        let endless: Result<(), DbError> = retry_lost_races(&mut conn, |c| {
+            Ok(c.batch_execute("INSERT INTO t VALUES (1)")?)
+        });
+        assert!(matches!(endless, Err(DbError::Contention(_))));
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
     }
 
     #[test]

@@ -78,11 +78,22 @@ macro_rules! module_error {
                         $crate::__private::tracing::warn!(%reason, "database unavailable");
                         $name::Unavailable("the database is unavailable".into())
                     }
+                    DbError::Contention(reason) => {
+                        $crate::__private::tracing::warn!(%reason, "database contention");
+                        $name::Unavailable("too much contention; retry shortly".into())
+                    }
                     DbError::UnsupportedUrl(_)
                     | DbError::Query(_)
                     | DbError::Migration(_)
                     | DbError::Task(_) => $name::Internal(e.to_string()),
                 }
+            }
+        }
+
+        #[cfg(feature = "local")]
+        impl From<$name> for $crate::db::TxError<$name> {
+            fn from(e: $name) -> Self {
+                $crate::db::TxError::Fail(e)
             }
         }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use shop_identity::{IdentityApi, IdentityError};
-use shop_kernel::db::{self, Database, DbConn, is_unique_violation, write_transaction};
+use shop_kernel::db::{self, Database, DbConn, TxError, retry_lost_races};
 use shop_kernel::idempotency::{self, Claim, IdempotencyKeys};
 use shop_kernel::money::MAX_AMOUNT_MINOR;
 use shop_kernel::page::checked_id_page;
@@ -363,41 +363,4 @@ impl PaymentsService {
         }
         self.payment(order_id, row)
     }
-}
-
-/// Why a write transaction failed: it lost an insert race (run it again) or a real error.
-enum TxError {
-    LostRace,
-    Fail(PaymentsError),
-}
-
-impl From<PaymentsError> for TxError {
-    fn from(e: PaymentsError) -> Self {
-        TxError::Fail(e)
-    }
-}
-
-impl From<diesel::result::Error> for TxError {
-    fn from(e: diesel::result::Error) -> Self {
-        if is_unique_violation(&e) {
-            TxError::LostRace
-        } else {
-            TxError::Fail(e.into())
-        }
-    }
-}
-
-/// Runs `f` in a write transaction, again if it lost a unique-key race to a concurrent transaction.
-fn retry_lost_races<T>(
-    conn: &mut DbConn,
-    mut f: impl FnMut(&mut DbConn) -> Result<T, TxError>,
-) -> Outcome<T> {
-    for _ in 0..3 {
-        match write_transaction(conn, &mut f) {
-            Ok(value) => return Ok(value),
-            Err(TxError::Fail(e)) => return Err(e),
-            Err(TxError::LostRace) => continue,
-        }
-    }
-    Err(PaymentsError::Internal("kept losing insert races".into()))
 }
