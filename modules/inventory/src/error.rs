@@ -2,7 +2,6 @@
 //! every module shares (401, 403, 422, 503, 500) and their conversions come from the kernel.
 
 use shop_kernel::Problem;
-use shop_kernel::problem::codes;
 
 shop_kernel::module_error! {
     /// Inventory's errors; each variant's doc says the HTTP status it becomes.
@@ -34,12 +33,6 @@ shop_kernel::module_error! {
         /// 409: the reservation was released or expired and cannot be committed.
         #[error("the reservation is {0} and cannot be committed")]
         ReservationClosed(String),
-        /// 422: an idempotency key was reused for a different request.
-        #[error("idempotency key reused with a different request")]
-        IdempotencyKeyReused,
-        /// 409: the first request with this idempotency key is still running.
-        #[error("idempotency key in use by a request still running")]
-        IdempotencyKeyInUse,
     }
     to_problem {
         Self::SkuNotFound { sku } => {
@@ -77,18 +70,6 @@ shop_kernel::module_error! {
             "Reservation closed",
             status.clone(),
         ),
-        Self::IdempotencyKeyReused => Problem::new(
-            422,
-            codes::IDEMPOTENCY_KEY_REUSED,
-            "Idempotency key reused",
-            "This Idempotency-Key was already used with a different request.",
-        ),
-        Self::IdempotencyKeyInUse => Problem::new(
-            409,
-            codes::IDEMPOTENCY_KEY_IN_USE,
-            "Idempotency key in use",
-            "The first request with this Idempotency-Key is still running; retry shortly.",
-        ),
     }
     from_problem(p) {
         codes::NOT_FOUND => Self::SkuNotFound {
@@ -103,8 +84,6 @@ shop_kernel::module_error! {
         },
         "reservation_conflict" => Self::ReservationConflict,
         "reservation_closed" => Self::ReservationClosed(p.detail_or_empty()),
-        codes::IDEMPOTENCY_KEY_REUSED => Self::IdempotencyKeyReused,
-        codes::IDEMPOTENCY_KEY_IN_USE => Self::IdempotencyKeyInUse,
     }
 }
 

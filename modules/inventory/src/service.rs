@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
-use shop_kernel::db::{self, Database, DbConn, TxError, retry_lost_races, write_transaction};
-use shop_kernel::idempotency::{self, Claim, IdempotencyKeys};
+use shop_kernel::db::{self, Database, DbConn, retry_lost_races, write_transaction};
+use shop_kernel::idempotency::{self, IdempotencyKeys};
 use shop_kernel::validation::{check, is_valid_sku};
 use shop_kernel::{FieldError, RequestContext};
 use uuid::Uuid;
@@ -252,15 +252,9 @@ impl InventoryApi for InventoryService {
                 // waits for it, then replays its outcome.
                 retry_lost_races(conn, |c| {
                     let now = db::now();
-                    if let Some(key) = &idempotency_key {
-                        match IDEMPOTENCY_KEYS.claim(c, &admin, key, &request, now)? {
-                            Claim::New => {}
-                            Claim::Replay(stored) => return Ok(idempotency::replay(&stored)),
-                            Claim::Reused => return Ok(Err(InventoryError::IdempotencyKeyReused)),
-                            Claim::InProgress => {
-                                return Ok(Err(InventoryError::IdempotencyKeyInUse));
-                            }
-                        }
+                    let key = idempotency_key.as_deref();
+                    if let Some(answer) = IDEMPOTENCY_KEYS.begin(c, &admin, key, &request, now)? {
+                        return Ok(answer);
                     }
                     let outcome = if store::add_on_hand(c, &sku, adjustment.delta, now)? == 1 {
                         store::insert_adjustment(
@@ -277,18 +271,8 @@ impl InventoryApi for InventoryService {
                     } else {
                         Err(InventoryError::SkuNotFound { sku: sku.clone() })
                     };
-                    // A decided outcome, success or business error, is kept with the key and this
-                    // transaction commits (a refused adjustment changed nothing else). A fault decided
-                    // nothing: everything rolls back, the key included.
-                    let Some(stored) = idempotency::record(&outcome) else {
-                        return Err(TxError::Fail(outcome.err().unwrap_or_else(|| {
-                            InventoryError::Internal("undecided outcome".into())
-                        })));
-                    };
-                    if let Some(key) = &idempotency_key {
-                        IDEMPOTENCY_KEYS.complete(c, &admin, key, &stored)?;
-                    }
-                    Ok(outcome)
+                    // A refused adjustment changed nothing else, so its transaction commits too.
+                    IDEMPOTENCY_KEYS.settle(c, &admin, key, outcome)
                 })
                 .and_then(|outcome| outcome)
             })

@@ -1,7 +1,8 @@
 //! The part of every module's error enum that is the same everywhere, written once.
 
-/// Declares a module's error enum: the variants written here plus the five every module shares
-/// (`Unauthenticated` 401, `Forbidden` 403, `Validation` 422, `Unavailable` 503, `Internal` 500), the
+/// Declares a module's error enum: the variants written here plus the ones every module shares
+/// (`Unauthenticated` 401, `Forbidden` 403, `Validation` 422, `Unavailable` 503, `Internal` 500, and the
+/// `Idempotency-Key` refusals `IdempotencyKeyReused` 422 and `IdempotencyKeyInUse` 409), the
 /// `From` impls for access denials (and, with the module's `local` feature, database errors), and
 /// [`ApiError`](crate::ApiError) from the module's own mapping of its variants to problems and back.
 ///
@@ -51,6 +52,12 @@ macro_rules! module_error {
             /// 422: invalid input.
             #[error("invalid input: {0:?}")]
             Validation(Vec<$crate::FieldError>),
+            /// 422: an idempotency key was reused for a different request.
+            #[error("idempotency key reused with a different request")]
+            IdempotencyKeyReused,
+            /// 409: the first request with this idempotency key is still running.
+            #[error("idempotency key in use by a request still running")]
+            IdempotencyKeyInUse,
             /// 503: a module or database this one needs could not be reached.
             #[error("unavailable: {0}")]
             Unavailable(String),
@@ -111,6 +118,8 @@ macro_rules! module_error {
                     $name::Unauthenticated => $crate::Problem::unauthenticated(),
                     $name::Forbidden => $crate::Problem::forbidden("You may not do this."),
                     $name::Validation(errors) => $crate::Problem::validation(errors.clone()),
+                    $name::IdempotencyKeyReused => $crate::Problem::idempotency_key_reused(),
+                    $name::IdempotencyKeyInUse => $crate::Problem::idempotency_key_in_use(),
                     $name::Unavailable(detail) => $crate::Problem::unavailable(detail.clone()),
                     $name::Internal(_) => $crate::Problem::internal(),
                 }
@@ -123,6 +132,8 @@ macro_rules! module_error {
                     codes::FORBIDDEN => $name::Forbidden,
                     codes::VALIDATION_FAILED => $name::Validation($p.errors.unwrap_or_default()),
                     codes::UNAVAILABLE => $name::Unavailable($p.detail_or_empty()),
+                    codes::IDEMPOTENCY_KEY_REUSED => $name::IdempotencyKeyReused,
+                    codes::IDEMPOTENCY_KEY_IN_USE => $name::IdempotencyKeyInUse,
                     $($code => $variant,)*
                     _ => $name::Internal(format!(
                         "{} {}: {}",

@@ -24,7 +24,7 @@ use diesel::sql_types::{Text, Timestamp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::db::DbConn;
+use crate::db::{DbConn, TxError};
 use crate::problem::{ApiError, FieldError, Problem};
 
 /// How long keys are kept, at least.
@@ -155,6 +155,50 @@ impl IdempotencyKeys {
             }
         }
         Ok(Claim::InProgress)
+    }
+
+    /// Claims `key`, when the request carries one, inside the transaction that does the work. `Some` is the
+    /// answer without doing it: the stored outcome replayed, or the refusal of a reused or running key.
+    pub fn begin<T: DeserializeOwned, E: ApiError>(
+        &self,
+        conn: &mut DbConn,
+        caller: &str,
+        key: Option<&str>,
+        request: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<Option<Result<T, E>>> {
+        let Some(key) = key else {
+            return Ok(None);
+        };
+        Ok(match self.claim(conn, caller, key, request, now)? {
+            Claim::New => None,
+            Claim::Replay(stored) => Some(replay(&stored)),
+            Claim::Reused => Some(Err(E::from_problem(Problem::idempotency_key_reused()))),
+            Claim::InProgress => Some(Err(E::from_problem(Problem::idempotency_key_in_use()))),
+        })
+    }
+
+    /// Ends the work [`begin`](Self::begin) let run: a decided outcome (success or business error) is kept
+    /// with the key, when there is one, and returned; a fault becomes the transaction's failure, so
+    /// everything rolls back, the key included, and a retry runs afresh.
+    pub fn settle<T: Serialize, E: ApiError + From<diesel::result::Error>>(
+        &self,
+        conn: &mut DbConn,
+        caller: &str,
+        key: Option<&str>,
+        outcome: Result<T, E>,
+    ) -> Result<Result<T, E>, TxError<E>> {
+        let Some(stored) = record(&outcome) else {
+            return Err(TxError::Fail(
+                outcome
+                    .err()
+                    .unwrap_or_else(|| E::from_problem(Problem::internal())),
+            ));
+        };
+        if let Some(key) = key {
+            self.complete(conn, caller, key, &stored)?;
+        }
+        Ok(outcome)
     }
 
     /// Stores the outcome of a claimed key (see [`record`]).
@@ -323,28 +367,66 @@ mod tests {
         Ok(())
     }
 
+    #[derive(Debug, thiserror::Error, PartialEq)]
+    #[error("x")]
+    struct E(String);
+
+    impl From<diesel::result::Error> for E {
+        fn from(e: diesel::result::Error) -> Self {
+            E(e.to_string())
+        }
+    }
+
+    impl From<crate::AccessDenied> for E {
+        fn from(_: crate::AccessDenied) -> Self {
+            E("denied".into())
+        }
+    }
+
+    impl ApiError for E {
+        fn to_problem(&self) -> Problem {
+            let status = if self.0 == "boom" { 500 } else { 409 };
+            Problem::new(status, &self.0, "t", "")
+        }
+        fn from_problem(p: Problem) -> Self {
+            E(p.code)
+        }
+        fn unavailable(d: String) -> Self {
+            E(d)
+        }
+    }
+
+    #[test]
+    fn begin_and_settle_keep_decided_outcomes_and_leave_faults_undecided() -> Result<(), DbError> {
+        let (db, dir) = database()?;
+        let mut conn = db.get()?;
+        let now = crate::db::now();
+        let key = Some("k");
+        let begin =
+            |c: &mut DbConn, request: &str| KEYS.begin::<u32, E>(c, "alice", key, request, now);
+        assert_eq!(begin(&mut conn, "r")?, None, "a new key runs");
+        let settled = KEYS.settle(&mut conn, "alice", key, Ok::<u32, E>(7));
+        assert!(matches!(settled, Ok(Ok(7))));
+        assert_eq!(begin(&mut conn, "r")?, Some(Ok(7)), "replayed");
+        assert_eq!(
+            begin(&mut conn, "other")?,
+            Some(Err(E("idempotency_key_reused".into())))
+        );
+        // A fault is the transaction's failure and is not kept.
+        assert_eq!(KEYS.begin::<u32, E>(&mut conn, "bob", key, "r", now)?, None);
+        let fault = KEYS.settle(&mut conn, "bob", key, Err::<u32, E>(E("boom".into())));
+        assert!(matches!(fault, Err(TxError::Fail(E(code))) if code == "boom"));
+        assert_eq!(
+            KEYS.begin::<u32, E>(&mut conn, "bob", key, "r", now)?,
+            Some(Err(E("idempotency_key_in_use".into()))),
+            "still only claimed: the caller's rollback removes the claim"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
+
     #[test]
     fn outcomes_round_trip_through_their_record() {
-        #[derive(Debug, thiserror::Error, PartialEq)]
-        #[error("x")]
-        struct E(String);
-        impl From<crate::AccessDenied> for E {
-            fn from(_: crate::AccessDenied) -> Self {
-                E("denied".into())
-            }
-        }
-        impl ApiError for E {
-            fn to_problem(&self) -> Problem {
-                let status = if self.0 == "boom" { 500 } else { 409 };
-                Problem::new(status, &self.0, "t", "")
-            }
-            fn from_problem(p: Problem) -> Self {
-                E(p.code)
-            }
-            fn unavailable(d: String) -> Self {
-                E(d)
-            }
-        }
         let stored = |outcome| record(&outcome).unwrap_or_default();
         assert_eq!(replay::<u32, E>(&stored(Ok::<u32, E>(7))), Ok(7));
         assert_eq!(

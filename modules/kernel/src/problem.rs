@@ -115,6 +115,26 @@ impl Problem {
         Problem::new(503, codes::UNAVAILABLE, "Service unavailable", detail)
     }
 
+    /// 422 `idempotency_key_reused`: the key came with another request before.
+    pub fn idempotency_key_reused() -> Self {
+        Problem::new(
+            422,
+            codes::IDEMPOTENCY_KEY_REUSED,
+            "Idempotency key reused",
+            "This Idempotency-Key was already used with a different request.",
+        )
+    }
+
+    /// 409 `idempotency_key_in_use`: the first request with the key is still running.
+    pub fn idempotency_key_in_use() -> Self {
+        Problem::new(
+            409,
+            codes::IDEMPOTENCY_KEY_IN_USE,
+            "Idempotency key in use",
+            "The first request with this Idempotency-Key is still running; retry shortly.",
+        )
+    }
+
     /// 500 `internal`, deliberately without detail: causes are logged, never sent.
     pub fn internal() -> Self {
         Problem::new(500, codes::INTERNAL, "Internal error", "")

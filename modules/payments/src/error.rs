@@ -2,7 +2,6 @@
 //! every module shares (401, 403, 422, 503, 500) and their conversions come from the kernel.
 
 use shop_kernel::Problem;
-use shop_kernel::problem::codes;
 
 shop_kernel::module_error! {
     /// Payments' errors; each variant's doc says the HTTP status it becomes.
@@ -22,12 +21,6 @@ shop_kernel::module_error! {
         /// 409: the order was charged with another user or amount.
         #[error("the order was charged differently")]
         PaymentConflict,
-        /// 422: an idempotency key was reused for a different request.
-        #[error("idempotency key reused with a different request")]
-        IdempotencyKeyReused,
-        /// 409: the first request with this idempotency key is still running.
-        #[error("idempotency key in use by a request still running")]
-        IdempotencyKeyInUse,
     }
     to_problem {
         Self::InsufficientFunds { balance } => Problem::new(
@@ -50,18 +43,6 @@ shop_kernel::module_error! {
             "Payment conflict",
             "This order was charged with another user or amount.",
         ),
-        Self::IdempotencyKeyReused => Problem::new(
-            422,
-            codes::IDEMPOTENCY_KEY_REUSED,
-            "Idempotency key reused",
-            "This Idempotency-Key was already used with a different request.",
-        ),
-        Self::IdempotencyKeyInUse => Problem::new(
-            409,
-            codes::IDEMPOTENCY_KEY_IN_USE,
-            "Idempotency key in use",
-            "The first request with this Idempotency-Key is still running; retry shortly.",
-        ),
     }
     from_problem(p) {
         "insufficient_funds" => Self::InsufficientFunds {
@@ -70,8 +51,6 @@ shop_kernel::module_error! {
         codes::NOT_FOUND => Self::UserNotFound,
         "payment_closed" => Self::PaymentClosed,
         "payment_conflict" => Self::PaymentConflict,
-        codes::IDEMPOTENCY_KEY_REUSED => Self::IdempotencyKeyReused,
-        codes::IDEMPOTENCY_KEY_IN_USE => Self::IdempotencyKeyInUse,
     }
 }
 

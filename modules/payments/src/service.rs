@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use shop_identity::{IdentityApi, IdentityError};
-use shop_kernel::db::{self, Database, DbConn, TxError, retry_lost_races};
-use shop_kernel::idempotency::{self, Claim, IdempotencyKeys};
+use shop_kernel::db::{self, Database, DbConn, retry_lost_races};
+use shop_kernel::idempotency::{self, IdempotencyKeys};
 use shop_kernel::money::MAX_AMOUNT_MINOR;
 use shop_kernel::page::checked_id_page;
 use shop_kernel::validation::check;
@@ -183,15 +183,9 @@ impl PaymentsApi for PaymentsService {
                 let user = user_id.to_string();
                 retry_lost_races(conn, |c| {
                     let now = db::now();
-                    if let Some(key) = &idempotency_key {
-                        match IDEMPOTENCY_KEYS.claim(c, &admin, key, &request, now)? {
-                            Claim::New => {}
-                            Claim::Replay(stored) => return Ok(idempotency::replay(&stored)),
-                            Claim::Reused => return Ok(Err(PaymentsError::IdempotencyKeyReused)),
-                            Claim::InProgress => {
-                                return Ok(Err(PaymentsError::IdempotencyKeyInUse));
-                            }
-                        }
+                    let key = idempotency_key.as_deref();
+                    if let Some(answer) = IDEMPOTENCY_KEYS.begin(c, &admin, key, &request, now)? {
+                        return Ok(answer);
                     }
                     store::ensure_wallet(c, &user, now)?;
                     let outcome = if store::deposit(c, &user, credit.amount_minor, now)? == 1 {
@@ -220,16 +214,7 @@ impl PaymentsApi for PaymentsService {
                             format!("would take the balance above {MAX_AMOUNT_MINOR}"),
                         )]))
                     };
-                    // A decided outcome is kept with the key; a fault rolls everything back.
-                    let Some(stored) = idempotency::record(&outcome) else {
-                        return Err(TxError::Fail(outcome.err().unwrap_or_else(|| {
-                            PaymentsError::Internal("undecided outcome".into())
-                        })));
-                    };
-                    if let Some(key) = &idempotency_key {
-                        IDEMPOTENCY_KEYS.complete(c, &admin, key, &stored)?;
-                    }
-                    Ok(outcome)
+                    IDEMPOTENCY_KEYS.settle(c, &admin, key, outcome)
                 })
                 .and_then(|outcome| outcome)
             })
