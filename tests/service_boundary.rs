@@ -252,9 +252,9 @@ async fn a_second_shared_token_is_accepted_while_the_first_is_rotated() -> TestR
     Ok(())
 }
 
-#[tokio::test]
-async fn a_rejected_credential_is_a_503_for_the_user_opens_the_breaker_and_fails_readiness()
--> TestResult {
+/// A gateway serving identity and catalog, and inventory as a service of its own that the gateway calls;
+/// `inventory_extra` adds to (or overrides) the service's variables.
+async fn gateway_and_inventory(inventory_extra: &[(&str, &str)]) -> (TestApp, TestApp) {
     let inventory_port = free_port();
     let inventory_url = format!("http://127.0.0.1:{inventory_port}");
     let gateway = spawn_with(&[
@@ -264,15 +264,23 @@ async fn a_rejected_credential_is_a_503_for_the_user_opens_the_breaker_and_fails
     ])
     .await;
     let addr = format!("127.0.0.1:{inventory_port}");
-    let _inventory = spawn_with(&[
+    let mut vars = vec![
         ("SHOP_MODULES", "inventory"),
-        ("SHOP_HTTP_ADDR", &addr),
-        ("SHOP_IDENTITY_URL", &gateway.base),
-        (
-            "SHOP_SERVICE_TOKEN",
-            "inventory-has-another-token-0123456789",
-        ),
-    ])
+        ("SHOP_HTTP_ADDR", addr.as_str()),
+        ("SHOP_IDENTITY_URL", gateway.base.as_str()),
+    ];
+    vars.extend_from_slice(inventory_extra);
+    let inventory = spawn_with(&vars).await;
+    (gateway, inventory)
+}
+
+#[tokio::test]
+async fn a_rejected_credential_is_a_503_for_the_user_opens_the_breaker_and_fails_readiness()
+-> TestResult {
+    let (gateway, _inventory) = gateway_and_inventory(&[(
+        "SHOP_SERVICE_TOKEN",
+        "inventory-has-another-token-0123456789",
+    )])
     .await;
     // Not a 401 "sign in first", nor a 404 "unknown SKU": the user did nothing wrong.
     gateway
@@ -540,22 +548,8 @@ async fn a_5xx_body_names_no_internals_quotes_the_request_id_and_its_cause_is_lo
 
 #[tokio::test]
 async fn readiness_is_cached_so_probing_it_cannot_fan_load_out_to_remotes() -> TestResult {
-    let inventory_port = free_port();
-    let inventory_url = format!("http://127.0.0.1:{inventory_port}");
-    let gateway = Arc::new(
-        spawn_with(&[
-            ("SHOP_MODULES", "identity,catalog"),
-            ("SHOP_INVENTORY_URL", &inventory_url),
-        ])
-        .await,
-    );
-    let addr = format!("127.0.0.1:{inventory_port}");
-    let inventory = spawn_with(&[
-        ("SHOP_MODULES", "inventory"),
-        ("SHOP_HTTP_ADDR", &addr),
-        ("SHOP_IDENTITY_URL", &gateway.base),
-    ])
-    .await;
+    let (gateway, inventory) = gateway_and_inventory(&[]).await;
+    let gateway = Arc::new(gateway);
     let started = std::time::Instant::now();
     let probes: Vec<_> = (0..40)
         .map(|_| {
