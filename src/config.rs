@@ -132,6 +132,26 @@ pub struct Config {
     pub password_hash_wait: Duration,
     /// `SHOP_RESERVATION_TTL_SECS` (900): held reservations expire after this.
     pub reservation_ttl: Duration,
+    /// `SHOP_ORDER_SAGA_LEASE_MS` (30000): how long the process placing or cancelling an order holds its
+    /// saga before the recovery task (of any instance) may take it over.
+    pub order_saga_lease: Duration,
+    /// `SHOP_ORDER_GIVE_UP_SECS` (300): a placement that could not hold stock or charge the wallet for this
+    /// long is compensated (failed `unavailable`) instead of retried.
+    pub order_give_up: Duration,
+    /// `SHOP_ORDER_RECOVERY_INTERVAL_MS` (1000): how often unfinished orders are looked for.
+    pub order_recovery_interval: Duration,
+    /// `SHOP_FAULT_CRASH_AFTER`: test-only fault switch; the process exits right after this checkout saga
+    /// step's call succeeds (`reserve`, `charge`, `commit`, `compensate`, `cancel`).
+    pub fault_crash_after: Option<String>,
+    /// `SHOP_EVENT_RELAY_INTERVAL_MS` (250): how often each outbox is polled for due events.
+    pub event_relay_interval: Duration,
+    /// `SHOP_EVENT_RETENTION_HOURS` (168): delivered events and handled inbox entries are kept this long.
+    pub event_retention: Duration,
+    /// `SHOP_SMTP_URL`: where notifications send mail (`smtp://host:port`, `smtps://host:port`, or
+    /// `smtp://host:port?tls=required`); unset, messages are only recorded.
+    pub smtp_url: Option<String>,
+    /// `SHOP_SMTP_FROM` (`shop <noreply@shop.localhost>`): the sender of notification mail.
+    pub smtp_from: String,
     /// `SHOP_DB_POOL_SIZE` (default 10).
     pub db_pool_size: u32,
     /// `SHOP_REMOTE_TIMEOUT_MS` (default 5000): per attempt of a call to a remote module.
@@ -347,6 +367,29 @@ impl Config {
                 1000u64,
             )?),
             reservation_ttl: Duration::from_secs(parse(get, "SHOP_RESERVATION_TTL_SECS", 900u64)?),
+            order_saga_lease: Duration::from_millis(parse(
+                get,
+                "SHOP_ORDER_SAGA_LEASE_MS",
+                30_000u64,
+            )?),
+            order_give_up: Duration::from_secs(parse(get, "SHOP_ORDER_GIVE_UP_SECS", 300u64)?),
+            order_recovery_interval: Duration::from_millis(parse(
+                get,
+                "SHOP_ORDER_RECOVERY_INTERVAL_MS",
+                1000u64,
+            )?),
+            fault_crash_after: get("SHOP_FAULT_CRASH_AFTER"),
+            event_relay_interval: Duration::from_millis(parse(
+                get,
+                "SHOP_EVENT_RELAY_INTERVAL_MS",
+                250u64,
+            )?),
+            event_retention: Duration::from_secs(
+                3600 * parse(get, "SHOP_EVENT_RETENTION_HOURS", 168u64)?,
+            ),
+            smtp_url: get("SHOP_SMTP_URL"),
+            smtp_from: get("SHOP_SMTP_FROM")
+                .unwrap_or_else(|| "shop <noreply@shop.localhost>".into()),
             db_pool_size: parse(get, "SHOP_DB_POOL_SIZE", 10u32)?,
             remote_timeout: Duration::from_millis(parse(get, "SHOP_REMOTE_TIMEOUT_MS", 5000u64)?),
             trust_forwarded: parse(get, "SHOP_TRUST_FORWARDED", false)?,
@@ -360,6 +403,11 @@ impl Config {
                 "SHOP_LOGIN_MAX_FAILURES_PER_ACCOUNT and SHOP_LOGIN_MAX_FAILURES_PER_CLIENT must be at least 1 \
                  (raise them to loosen throttling; SHOP_RATE_LIMIT_PER_CLIENT=0 turns the attempt limit off)"
                     .into(),
+            ));
+        }
+        if config.order_recovery_interval.is_zero() || config.event_relay_interval.is_zero() {
+            return Err(ConfigError(
+                "SHOP_ORDER_RECOVERY_INTERVAL_MS and SHOP_EVENT_RELAY_INTERVAL_MS must be at least 1".into(),
             ));
         }
         config.check_topology()?;

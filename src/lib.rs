@@ -4,6 +4,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod metrics;
 pub mod migrate;
 pub mod modules;

@@ -447,6 +447,7 @@ async fn start_with(
     .await
     .map_err(|e| StartupError::Other(e.to_string()))??;
     ensure_admin(&config, &modules).await?;
+    crate::events::start(&config, &modules, &tasks, &registry)?;
 
     let listener = std::net::TcpListener::bind(&config.http_addr).map_err(|e| {
         StartupError::Other(format!(

@@ -23,6 +23,9 @@ pub const DEF: ModuleDef = ModuleDef {
     client,
     observed,
     app_data,
+    events: shop_identity::EVENTS,
+    outbox_table: Some(shop_identity::OUTBOX_TABLE),
+    event_handler: super::no_event_handler,
 };
 
 #[cfg(feature = "identity")]

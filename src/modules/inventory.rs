@@ -23,6 +23,9 @@ pub const DEF: ModuleDef = ModuleDef {
     client,
     observed,
     app_data,
+    events: &[],
+    outbox_table: None,
+    event_handler: super::no_event_handler,
 };
 
 #[cfg(feature = "inventory")]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use actix_web::web;
 use diesel_migrations::EmbeddedMigrations;
 use shop_kernel::db::{Backend, Database};
+use shop_kernel::events::{EventHandler, EventInfo};
 use shop_kernel::observe::{CallObserver, Transport};
 use shop_kernel::rpc::{Operation, RpcClient};
 use shop_kernel::tasks::BackgroundTasks;
@@ -20,6 +21,7 @@ use crate::config::Config;
 pub mod catalog;
 pub mod identity;
 pub mod inventory;
+pub mod ordering;
 pub mod payments;
 
 /// Every module, in dependency order: a module may use only modules listed before it.
@@ -28,6 +30,7 @@ pub const ALL: &[&ModuleDef] = &[
     &catalog::DEF,
     &inventory::DEF,
     &payments::DEF,
+    &ordering::DEF,
 ];
 
 /// A module's API as the table holds it: an `Arc<dyn XxxApi>` behind `Any`, so that every module can be
@@ -59,6 +62,17 @@ pub struct ModuleDef {
     pub observed: fn(&Api, Transport, Arc<dyn CallObserver>) -> Option<Api>,
     /// Puts the typed API (`web::Data<dyn XxxApi>`) into the app for the module's handlers.
     pub app_data: fn(&Api, &mut web::ServiceConfig),
+    /// The events it publishes (its AsyncAPI document).
+    pub events: &'static [EventInfo],
+    /// Its outbox table, when it publishes events; the process where it runs relays it.
+    pub outbox_table: Option<&'static str>,
+    /// Builds its event handler from its API (local or client) when it subscribes to events.
+    pub event_handler: fn(&Api) -> Option<Arc<dyn EventHandler>>,
+}
+
+/// The `event_handler` of a module that subscribes to nothing.
+pub fn no_event_handler(_: &Api) -> Option<Arc<dyn EventHandler>> {
+    None
 }
 
 /// What a local implementation is built from.

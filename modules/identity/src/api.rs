@@ -1,8 +1,9 @@
 //! The identity contract: what other modules and remote callers may ask of identity.
 
 use serde::{Deserialize, Serialize};
-use shop_kernel::Role;
+use shop_kernel::events::{FailingQuery, PendingEvent};
 use shop_kernel::jwks::Jwks;
+use shop_kernel::{Page, Role};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use validator::Validate;
@@ -88,6 +89,27 @@ pub struct AccessToken {
     pub expires_in: u64,
 }
 
+/// `identity.user_registered` v1: an account was created (by registration or as the bootstrap admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserRegistered {
+    /// The new account.
+    pub user_id: Uuid,
+    /// Its email, normalized (lower case).
+    pub email: String,
+    /// The name to greet it by.
+    pub display_name: String,
+}
+
+impl shop_kernel::events::DomainEvent for UserRegistered {
+    const TYPE: &'static str = "identity.user_registered";
+    const VERSION: u32 = 1;
+    const SUMMARY: &'static str = "An account was created.";
+}
+
+/// The events identity publishes.
+pub const EVENTS: &[shop_kernel::events::EventInfo] =
+    &[shop_kernel::events::info::<UserRegistered>()];
+
 shop_kernel::contract! {
     /// What identity offers: accounts, sign-in, and the keys that verify access tokens.
     pub trait IdentityApi {
@@ -116,5 +138,11 @@ shop_kernel::contract! {
         /// account is promoted only when this password verifies against it (else `admin_password_mismatch`).
         /// The system only: never served over HTTP. Idempotent.
         Idempotent fn ensure_admin(email: String, password: String) -> User, for [System];
+
+        /// Identity's events whose delivery keeps failing, oldest first; admins only. Read-only.
+        Read fn failing_events(query: FailingQuery) -> Page<PendingEvent>, for [Admin];
+
+        /// Makes a failing or parked event due again now; admins only. Idempotent.
+        Idempotent fn resubmit_event(id: Uuid) -> PendingEvent, for [Admin];
     }
 }

@@ -10,6 +10,9 @@ shop_kernel::module_error! {
         /// 404: no such user (or not yours to see).
         #[error("user not found")]
         NotFound,
+        /// 404: no undelivered identity event with that id.
+        #[error("event not found")]
+        EventNotFound,
         /// 409: an account with this email exists.
         #[error("email taken")]
         EmailTaken,
@@ -35,6 +38,7 @@ shop_kernel::module_error! {
     }
     to_problem {
         Self::NotFound => Problem::not_found("No such user."),
+        Self::EventNotFound => Problem::event_not_found(),
         Self::EmailTaken => Problem::new(
             409,
             "email_taken",
@@ -76,6 +80,7 @@ shop_kernel::module_error! {
     }
     from_problem(p) {
         codes::NOT_FOUND => Self::NotFound,
+        codes::EVENT_NOT_FOUND => Self::EventNotFound,
         "email_taken" => Self::EmailTaken,
         "invalid_credentials" => Self::InvalidCredentials,
         codes::RATE_LIMITED => Self::Throttled {
@@ -103,6 +108,7 @@ mod tests {
                 "must be 12-128 characters",
             )]),
             IdentityError::NotFound,
+            IdentityError::EventNotFound,
             IdentityError::EmailTaken,
             IdentityError::InvalidCredentials,
             IdentityError::Throttled { retry_after: 42 },

@@ -29,4 +29,7 @@ pub use service::{IdentityConfig, IdentityService, PasswordCost};
 pub use throttle::ThrottleConfig;
 
 /// The tables this module owns; no other module may name them.
-pub const TABLES: &[&str] = &["identity_users"];
+pub const TABLES: &[&str] = &["identity_users", OUTBOX_TABLE];
+
+/// The outbox table: identity's events, written with the changes they announce.
+pub const OUTBOX_TABLE: &str = "identity_outbox";

@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use argon2::Params;
 use shop_kernel::db::{self, Database, is_unique_violation, write_transaction};
+use shop_kernel::events::outbox::Outbox;
+use shop_kernel::events::{Event, FailingQuery, PendingEvent};
 use shop_kernel::jwks::{Claims, Jwks};
 use shop_kernel::validation::check;
-use shop_kernel::{Allow, FieldError, RequestContext, Role};
+use shop_kernel::{Allow, FieldError, Page, RequestContext, Role};
 use uuid::Uuid;
 
-use crate::api::{AccessToken, Credentials, IdentityApi, NewUser, User};
+use crate::api::{AccessToken, Credentials, IdentityApi, NewUser, User, UserRegistered};
 use crate::error::IdentityError;
 use crate::hashing::{HashPool, HashPoolError};
 use crate::keys::SigningKey;
@@ -78,6 +80,8 @@ type Outcome<T> = Result<T, IdentityError>;
 fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
+
+const OUTBOX: Outbox = Outbox::new(crate::OUTBOX_TABLE);
 
 fn user(row: UserRow) -> Outcome<User> {
     Ok(User {
@@ -161,10 +165,24 @@ impl IdentityService {
             role: role.as_str().to_string(),
             created_at: db::now(),
         };
-        let stored = row.clone();
+        let created = user(row.clone())?;
+        // The account and its announcement commit together: neither exists without the other.
+        let event = Event::new(
+            &UserRegistered {
+                user_id: created.id,
+                email: created.email.clone(),
+                display_name: created.display_name.clone(),
+            },
+            created.created_at,
+        )
+        .map_err(|e| IdentityError::Internal(format!("event: {e}")))?;
         self.db
             .run(move |conn| {
-                write_transaction(conn, |c| store::insert(c, &stored)).map_err(|e| {
+                write_transaction(conn, |c| {
+                    store::insert(c, &row)?;
+                    OUTBOX.publish(c, &event)
+                })
+                .map_err(|e| {
                     if is_unique_violation(&e) {
                         IdentityError::EmailTaken
                     } else {
@@ -173,7 +191,7 @@ impl IdentityService {
                 })
             })
             .await?;
-        user(row)
+        Ok(created)
     }
 
     async fn find_by_id(&self, id: Uuid) -> Outcome<Option<UserRow>> {
@@ -378,5 +396,24 @@ impl IdentityApi for IdentityService {
             });
         }
         Err(IdentityError::Internal("ensure_admin kept racing".into()))
+    }
+
+    async fn failing_events(
+        &self,
+        ctx: &RequestContext,
+        query: FailingQuery,
+    ) -> Outcome<Page<PendingEvent>> {
+        ctx.require_admin()?;
+        OUTBOX
+            .failing_page(&self.db, query, IdentityError::Validation)
+            .await
+    }
+
+    async fn resubmit_event(&self, ctx: &RequestContext, id: Uuid) -> Outcome<PendingEvent> {
+        ctx.require_admin()?;
+        OUTBOX
+            .resubmit_now(&self.db, id)
+            .await?
+            .ok_or(IdentityError::EventNotFound)
     }
 }

@@ -396,7 +396,20 @@ pub fn rpc_response<E: ApiError>(
 
 /// 201 Created with a `Location` header and a JSON body.
 pub fn created<T: serde::Serialize>(location: String, body: &T) -> HttpResponse {
-    HttpResponse::Created()
+    with_location(HttpResponse::Created(), location, body)
+}
+
+/// A 202 response: the request was taken but finishes later; `Location` says where to follow it.
+pub fn accepted<T: serde::Serialize>(location: String, body: &T) -> HttpResponse {
+    with_location(HttpResponse::Accepted(), location, body)
+}
+
+fn with_location<T: serde::Serialize>(
+    mut builder: actix_web::HttpResponseBuilder,
+    location: String,
+    body: &T,
+) -> HttpResponse {
+    builder
         .insert_header((
             header::LOCATION,
             HeaderValue::from_str(&location).unwrap_or(HeaderValue::from_static("/")),

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod context;
 mod error;
+pub mod events;
 pub mod jwks;
 pub mod money;
 pub mod observe;

@@ -115,6 +115,16 @@ impl Problem {
         Problem::new(503, codes::UNAVAILABLE, "Service unavailable", detail)
     }
 
+    /// 404 `event_not_found`: the module's outbox holds no undelivered event with that id.
+    pub fn event_not_found() -> Self {
+        Problem::new(
+            404,
+            codes::EVENT_NOT_FOUND,
+            "Event not found",
+            "No undelivered event of this module has this id.",
+        )
+    }
+
     /// 422 `idempotency_key_reused`: the key came with another request before.
     pub fn idempotency_key_reused() -> Self {
         Problem::new(
@@ -142,6 +152,14 @@ impl Problem {
 
     /// The same problem with an extension member (a value that cannot be encoded is left out).
     pub fn with(mut self, name: &str, value: impl Serialize) -> Self {
+        // An extension named like a standard member would overwrite it on the wire.
+        debug_assert!(
+            ![
+                "type", "title", "status", "detail", "instance", "code", "errors"
+            ]
+            .contains(&name),
+            "problem extension {name:?} shadows a standard member"
+        );
         if let Ok(value) = serde_json::to_value(value) {
             self.extensions.insert(name.to_string(), value);
         }
@@ -188,6 +206,8 @@ pub mod codes {
     pub const FORBIDDEN: &str = "forbidden";
     /// 404: no such resource (or not yours).
     pub const NOT_FOUND: &str = "not_found";
+    /// 404: no undelivered event with that id.
+    pub const EVENT_NOT_FOUND: &str = "event_not_found";
     /// 405: the resource exists but not with this method.
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
     /// 413: the body is larger than the server accepts.

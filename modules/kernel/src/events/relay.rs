@@ -1,0 +1,124 @@
+//! The relay: claims due events from one module's outbox, hands them to the [`EventDelivery`], and marks
+//! each delivered or failed. Several relays (one per instance of the module) may run at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::EventDelivery;
+use super::outbox::{Backlog, Outbox};
+use crate::db::{Database, DbError};
+
+/// Events claimed per round.
+const BATCH: i64 = 100;
+
+/// How long a claim holds an event; a relay that dies mid-delivery leaves it due again after this.
+const LEASE: Duration = Duration::from_secs(60);
+
+/// Delivers one module's outbox.
+#[derive(Clone)]
+pub struct Relay {
+    module: &'static str,
+    db: Database,
+    outbox: Outbox,
+    delivery: Arc<dyn EventDelivery>,
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Round {
+    /// Events handed to every subscriber.
+    pub delivered: usize,
+    /// Events that some subscriber refused or did not answer (retried later).
+    pub failed: usize,
+}
+
+impl Round {
+    /// True when the round claimed a full batch: more may be due at once.
+    pub fn was_full(&self) -> bool {
+        (self.delivered + self.failed) as i64 >= BATCH
+    }
+}
+
+impl Relay {
+    /// The relay of `module`'s `outbox` on `db` through `delivery`.
+    pub fn new(
+        module: &'static str,
+        db: Database,
+        outbox: Outbox,
+        delivery: Arc<dyn EventDelivery>,
+    ) -> Self {
+        Relay {
+            module,
+            db,
+            outbox,
+            delivery,
+        }
+    }
+
+    /// The module whose outbox this is.
+    pub fn module(&self) -> &'static str {
+        self.module
+    }
+
+    /// Claims a batch of due events and delivers them, one after the other.
+    pub async fn round(&self) -> Result<Round, DbError> {
+        let outbox = self.outbox;
+        let events = self
+            .db
+            .run(move |conn| {
+                outbox
+                    .claim(conn, crate::db::now(), LEASE, BATCH)
+                    .map_err(DbError::from)
+            })
+            .await?;
+        let mut round = Round::default();
+        for event in events {
+            let outcome = self.delivery.deliver(&event).await;
+            let id = event.id;
+            match &outcome {
+                Ok(()) => round.delivered += 1,
+                Err(error) => {
+                    round.failed += 1;
+                    tracing::warn!(
+                        module = self.module,
+                        event_id = %id,
+                        event_type = %event.event_type,
+                        %error,
+                        "event delivery failed; retrying later"
+                    );
+                }
+            }
+            self.db
+                .run(move |conn| {
+                    let now = crate::db::now();
+                    match outcome {
+                        Ok(()) => outbox.delivered(conn, id, now),
+                        Err(error) => outbox.failed(conn, id, &error, now),
+                    }
+                    .map_err(DbError::from)
+                })
+                .await?;
+        }
+        Ok(round)
+    }
+
+    /// The outbox's backlog, for metrics.
+    pub async fn backlog(&self) -> Result<Backlog, DbError> {
+        let outbox = self.outbox;
+        self.db
+            .run(move |conn| outbox.backlog(conn).map_err(DbError::from))
+            .await
+    }
+
+    /// Deletes events delivered more than `retention` ago; returns how many.
+    pub async fn purge(&self, retention: Duration) -> Result<usize, DbError> {
+        let outbox = self.outbox;
+        self.db
+            .run(move |conn| {
+                let cutoff = crate::db::now()
+                    - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+                outbox.purge(conn, cutoff).map_err(DbError::from)
+            })
+            .await
+    }
+}

@@ -1,0 +1,183 @@
+//! Ordering's HTTP face: the public API of api.md and the `/internal` operations. Handlers only parse,
+//! call the trait and map the result.
+
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use shop_kernel::events::{FailingQuery, PendingEvent};
+use shop_kernel::http::{HttpProblem, PublicContext, accepted, created};
+use shop_kernel::{Page, Problem};
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::api::{NewOrder, Order, OrderQuery, OrderStatus, OrderingApi};
+
+type Api = web::Data<dyn OrderingApi>;
+
+/// Places an order for the signed-in user. Honours `Idempotency-Key`.
+#[utoipa::path(
+    tag = "ordering",
+    operation_id = "place_order",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first outcome for the same key and body: 1-255 visible ASCII characters", pattern = "^[ -~]*[!-~][ -~]*$", max_length = 255),
+    ),
+    request_body = NewOrder,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The order, `confirmed` (or, replayed, as it is now); `Location` names it", body = Order),
+        (status = 202, description = "The order is `pending`: a module it needs is unavailable, and it will be confirmed or failed in the background; follow `Location`", body = Order),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "`insufficient_funds`: the wallet holds less than the total", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`insufficient_stock` (names the `sku`), or `idempotency_key_in_use`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No lines, more than 50, a quantity outside 1-100, a duplicate, unknown or inactive product, or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The catalog is unavailable: nothing was placed; retry", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/api/v1/orders")]
+async fn place_order(
+    ctx: PublicContext,
+    api: Api,
+    req: HttpRequest,
+    body: web::Json<NewOrder>,
+) -> Result<HttpResponse, HttpProblem> {
+    let key = shop_kernel::http::idempotency_key(&req)?;
+    let order = api.place_order(&ctx.0, body.into_inner(), key).await?;
+    let location = format!("/api/v1/orders/{}", order.id);
+    Ok(if order.status == OrderStatus::Pending {
+        accepted(location, &order)
+    } else {
+        created(location, &order)
+    })
+}
+
+/// The signed-in user's orders, newest first.
+#[utoipa::path(
+    tag = "ordering",
+    operation_id = "list_orders",
+    params(OrderQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of orders", body = Page<Order>),
+        (status = 400, description = "Malformed query string", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/api/v1/orders")]
+async fn list_orders(
+    ctx: PublicContext,
+    api: Api,
+    query: web::Query<OrderQuery>,
+) -> Result<HttpResponse, HttpProblem> {
+    let page = api.list_orders(&ctx.0, query.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// One order (its owner or an admin).
+#[utoipa::path(
+    tag = "ordering",
+    operation_id = "get_order",
+    params(("id" = Uuid, Path, description = "The order id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or not yours", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/api/v1/orders/{id}")]
+async fn get_order(
+    ctx: PublicContext,
+    api: Api,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, HttpProblem> {
+    let order = api.get_order(&ctx.0, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(order))
+}
+
+/// Cancels a confirmed order: the charge is refunded and the stock returned (its owner or an admin).
+#[utoipa::path(
+    tag = "ordering",
+    operation_id = "cancel_order",
+    params(("id" = Uuid, Path, description = "The order id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The order, `cancelled`", body = Order),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or not yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`not_cancellable`: the order is pending or failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A module the cancellation needs is unavailable; it completes in the background", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/api/v1/orders/{id}/cancel")]
+async fn cancel_order(
+    ctx: PublicContext,
+    api: Api,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, HttpProblem> {
+    let order = api.cancel_order(&ctx.0, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(order))
+}
+
+/// Ordering's events whose delivery keeps failing (admin), oldest first.
+#[utoipa::path(
+    tag = "ordering",
+    operation_id = "list_failing_ordering_events",
+    params(FailingQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of failing events", body = Page<PendingEvent>),
+        (status = 400, description = "Malformed query string", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/api/v1/admin/events/ordering/failing")]
+async fn list_failing_ordering_events(
+    ctx: PublicContext,
+    api: Api,
+    query: web::Query<FailingQuery>,
+) -> Result<HttpResponse, HttpProblem> {
+    let page = api.failing_events(&ctx.0, query.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// Makes an undelivered ordering event due again now (admin).
+#[utoipa::path(
+    tag = "ordering",
+    operation_id = "resubmit_ordering_event",
+    params(("id" = Uuid, Path, description = "The event id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The event, due now", body = PendingEvent),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`event_not_found`: no undelivered event has this id", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/api/v1/admin/events/ordering/{id}/resubmit")]
+async fn resubmit_ordering_event(
+    ctx: PublicContext,
+    api: Api,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, HttpProblem> {
+    let event = api.resubmit_event(&ctx.0, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(event))
+}
+
+/// Registers the public routes (needs `web::Data<dyn OrderingApi>` in app data).
+pub fn public_routes(cfg: &mut ServiceConfig) {
+    cfg.service(place_order)
+        .service(list_orders)
+        .service(get_order)
+        .service(cancel_order)
+        .service(list_failing_ordering_events)
+        .service(resubmit_ordering_event);
+}
+
+pub use crate::api::internal_routes;
