@@ -12,7 +12,7 @@ fn new_product(sku: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn an_admin_creates_a_product_and_anyone_can_read_it() {
-    let app = spawn_app().await;
+    let app = spawn_scenario(&[]).await;
     let admin = app.admin_token().await;
     let r = app
         .post("/api/v1/products", Some(&admin), new_product("MUG-1"))
@@ -47,7 +47,7 @@ async fn an_admin_creates_a_product_and_anyone_can_read_it() {
 
 #[tokio::test]
 async fn only_admins_may_create_products() {
-    let app = spawn_app().await;
+    let app = spawn_scenario(&[]).await;
     let (_, customer) = app.customer("c@example.com").await;
     app.post("/api/v1/products", None, new_product("A"))
         .await
@@ -59,7 +59,7 @@ async fn only_admins_may_create_products() {
 
 #[tokio::test]
 async fn skus_are_unique() {
-    let app = spawn_app().await;
+    let app = spawn_scenario(&[]).await;
     let admin = app.admin_token().await;
     app.product(&admin, "MUG-1", "Mug", 100).await;
     app.post("/api/v1/products", Some(&admin), new_product("MUG-1"))
@@ -69,7 +69,7 @@ async fn skus_are_unique() {
 
 #[tokio::test]
 async fn product_fields_are_validated_together() {
-    let app = spawn_app().await;
+    let app = spawn_scenario(&[]).await;
     let admin = app.admin_token().await;
     let r = app
         .post(
@@ -118,7 +118,7 @@ async fn product_fields_are_validated_together() {
 
 #[tokio::test]
 async fn reading_unknown_or_malformed_ids_is_a_clean_4xx() {
-    let app = spawn_app().await;
+    let app = spawn_scenario(&[]).await;
     app.get(&format!("/api/v1/products/{}", uuid::Uuid::now_v7()), None)
         .await
         .assert_problem(404, "not_found");
@@ -129,7 +129,7 @@ async fn reading_unknown_or_malformed_ids_is_a_clean_4xx() {
 
 #[tokio::test]
 async fn patching_changes_only_the_given_fields() {
-    let app = spawn_app().await;
+    let app = spawn_scenario(&[]).await;
     let admin = app.admin_token().await;
     let p = app.product(&admin, "MUG-1", "Mug", 100).await;
     let id = p["id"].as_str().unwrap_or_default();
@@ -180,7 +180,7 @@ async fn patching_changes_only_the_given_fields() {
 
 #[tokio::test]
 async fn listing_shows_active_products_and_searches_name_and_sku() {
-    let app = spawn_app().await;
+    let app = spawn_scenario(&[]).await;
     let admin = app.admin_token().await;
     app.product(&admin, "MUG-BLUE", "Blue mug", 100).await;
     app.product(&admin, "TEA-1", "Green tea", 100).await;
@@ -227,7 +227,7 @@ async fn listing_shows_active_products_and_searches_name_and_sku() {
 
 #[tokio::test]
 async fn listing_pages_with_an_opaque_cursor() {
-    let app = spawn_app().await;
+    let app = spawn_scenario(&[]).await;
     let admin = app.admin_token().await;
     for i in 0..5 {
         app.product(&admin, &format!("SKU-{i}"), &format!("Item {i}"), 100)
@@ -283,7 +283,7 @@ async fn listing_pages_with_an_opaque_cursor() {
 
 #[tokio::test]
 async fn control_characters_are_refused_not_stored() {
-    let app = spawn_app().await;
+    let app = spawn_scenario(&[]).await;
     let admin = app.admin_token().await;
     let r = app
         .post(

@@ -8,7 +8,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn stock_exists_once_an_admin_sets_it() {
-    let app = spawn_app().await;
+    let app = spawn_scenario(&[]).await;
     let admin = app.admin_token().await;
     app.get("/api/v1/inventory/MUG-1", None)
         .await
@@ -26,7 +26,7 @@ async fn stock_exists_once_an_admin_sets_it() {
 
 #[tokio::test]
 async fn only_admins_change_stock() {
-    let app = spawn_app().await;
+    let app = spawn_scenario(&[]).await;
     let (_, customer) = app.customer("c@example.com").await;
     app.put("/api/v1/inventory/A", None, json!({ "on_hand": 1 }))
         .await
@@ -48,7 +48,7 @@ async fn only_admins_change_stock() {
 
 #[tokio::test]
 async fn stock_input_is_validated() {
-    let app = spawn_app().await;
+    let app = spawn_scenario(&[]).await;
     let admin = app.admin_token().await;
     let r = app
         .put(
@@ -83,7 +83,7 @@ async fn stock_input_is_validated() {
 
 #[tokio::test]
 async fn adjustments_move_stock_but_never_below_zero() {
-    let app = spawn_app().await;
+    let app = spawn_scenario(&[]).await;
     let admin = app.admin_token().await;
     app.set_stock(&admin, "MUG-1", 5).await;
     let r = app.adjust(&admin, "MUG-1", 3, "delivery", None).await;
@@ -104,7 +104,7 @@ async fn adjustments_move_stock_but_never_below_zero() {
 
 #[tokio::test]
 async fn an_idempotency_key_replays_the_first_outcome() {
-    let app = spawn_app().await;
+    let app = spawn_scenario(&[]).await;
     let admin = app.admin_token().await;
     app.set_stock(&admin, "MUG-1", 5).await;
     let adjust =
@@ -137,7 +137,7 @@ async fn an_idempotency_key_replays_the_first_outcome() {
 
 #[tokio::test]
 async fn on_hand_cannot_drop_below_what_is_reserved() -> TestResult {
-    let app = spawn_app().await;
+    let app = spawn_scenario(&[]).await;
     let admin = app.admin_token().await;
     app.set_stock(&admin, "MUG-1", 5).await;
     let inventory = app
@@ -164,6 +164,7 @@ async fn on_hand_cannot_drop_below_what_is_reserved() -> TestResult {
     Ok(())
 }
 
+// Not a public scenario: it asks the process that runs inventory for its /internal routes.
 #[tokio::test]
 async fn internal_routes_need_the_service_credential() {
     let app = spawn_app().await;
@@ -220,7 +221,7 @@ async fn internal_routes_need_the_service_credential() {
 
 #[tokio::test]
 async fn integers_written_with_a_zero_fraction_are_integers_and_fractions_are_refused() {
-    let app = spawn_app().await;
+    let app = spawn_scenario(&[]).await;
     let admin = app.admin_token().await;
     let r = app
         .put(

@@ -30,7 +30,7 @@ async fn credit(
 
 #[tokio::test]
 async fn admins_credit_wallets_and_owners_see_balance_and_ledger() {
-    let app = spawn_app().await;
+    let app = spawn_scenario(&[]).await;
     let admin = app.admin_token().await;
     let (ada, ada_token) = app.customer("ada@example.com").await;
     let empty = app.get("/api/v1/wallet", Some(&ada_token)).await;

@@ -14,7 +14,11 @@ use shop_inventory::{
     Adjustment, InventoryApi, InventoryClient, InventoryError, ReservationLine, ReservationStatus,
     SetStock,
 };
+use shop_kernel::events::FailingQuery;
 use shop_kernel::{Money, Role};
+use shop_ordering::{
+    NewOrder, NewOrderLine, OrderQuery, OrderStatus, OrderingApi, OrderingClient, OrderingError,
+};
 use shop_payments::{
     NewCredit, PaymentStatus, PaymentsApi, PaymentsClient, PaymentsError, TransactionKind,
     TransactionQuery,
@@ -26,6 +30,7 @@ struct Apis {
     catalog: Arc<dyn CatalogApi>,
     inventory: Arc<dyn InventoryApi>,
     payments: Arc<dyn PaymentsApi>,
+    ordering: Arc<dyn OrderingApi>,
 }
 
 #[derive(Clone, Copy)]
@@ -56,6 +61,9 @@ impl Apis {
                     payments: m
                         .get::<dyn PaymentsApi>()
                         .unwrap_or_else(|| panic!("no payments")),
+                    ordering: m
+                        .get::<dyn OrderingApi>()
+                        .unwrap_or_else(|| panic!("no ordering")),
                 }
             }
             Transport::Http => Apis {
@@ -63,6 +71,7 @@ impl Apis {
                 catalog: Arc::new(CatalogClient::new(app.rpc())),
                 inventory: Arc::new(InventoryClient::new(app.rpc())),
                 payments: Arc::new(PaymentsClient::new(app.rpc())),
+                ordering: Arc::new(OrderingClient::new(app.rpc())),
             },
         }
     }
@@ -719,4 +728,178 @@ on_both_transports!(
     &[],
     payments_contract_in_process,
     payments_contract_over_http
+);
+
+fn order_of(lines: &[(Uuid, i64)]) -> NewOrder {
+    NewOrder {
+        lines: lines
+            .iter()
+            .map(|&(product_id, quantity)| NewOrderLine {
+                product_id,
+                quantity,
+            })
+            .collect(),
+    }
+}
+
+async fn ordering_contract(apis: &Apis, c: &Callers) -> TestResult {
+    let api = &apis.ordering;
+    let customer = c.customer.user().map(|u| u.id).ok_or("no customer")?;
+    let mug = apis
+        .catalog
+        .create_product(&c.admin, new_product("ORD-MUG", "Mug"))
+        .await?;
+    let tea = apis
+        .catalog
+        .create_product(&c.admin, new_product("ORD-TEA", "Tea"))
+        .await?;
+    for sku in ["ORD-MUG", "ORD-TEA"] {
+        apis.inventory
+            .set_stock(&c.admin, sku.into(), SetStock { on_hand: 5 })
+            .await?;
+    }
+    let credit = NewCredit {
+        amount_minor: mug.price.amount_minor * 4,
+        reason: "contract".into(),
+    };
+    apis.payments
+        .credit(&c.admin, customer, credit, None)
+        .await?;
+
+    let two_mugs = order_of(&[(mug.id, 2)]);
+    assert_eq!(
+        api.place_order(&c.anonymous, two_mugs.clone(), None).await,
+        Err(OrderingError::Unauthenticated)
+    );
+    let order = api
+        .place_order(&c.customer, two_mugs.clone(), Some("o-1".into()))
+        .await?;
+    assert_eq!(order.status, OrderStatus::Confirmed);
+    assert_eq!(order.user_id, customer);
+    assert_eq!(order.total.amount_minor, mug.price.amount_minor * 2);
+    assert_eq!(
+        (order.lines[0].sku.as_str(), order.lines[0].quantity),
+        ("ORD-MUG", 2)
+    );
+    assert_eq!(
+        api.place_order(&c.customer, two_mugs.clone(), Some("o-1".into()))
+            .await?,
+        order,
+        "replayed"
+    );
+    assert_eq!(
+        api.place_order(&c.customer, order_of(&[(mug.id, 1)]), Some("o-1".into()))
+            .await,
+        Err(OrderingError::IdempotencyKeyReused)
+    );
+    assert_eq!(
+        api.place_order(&c.customer, order_of(&[(tea.id, 6)]), None)
+            .await,
+        Err(OrderingError::InsufficientStock {
+            sku: "ORD-TEA".into()
+        })
+    );
+    assert_eq!(
+        api.place_order(&c.customer, order_of(&[(mug.id, 3)]), None)
+            .await,
+        Err(OrderingError::InsufficientFunds {
+            balance: mug.price.amount_minor * 2
+        })
+    );
+    for bad in [
+        order_of(&[]),
+        order_of(&[(mug.id, 0)]),
+        order_of(&[(Uuid::now_v7(), 1)]),
+        order_of(&[(mug.id, 1), (mug.id, 1)]),
+    ] {
+        assert!(matches!(
+            api.place_order(&c.customer, bad, None).await,
+            Err(OrderingError::Validation(_))
+        ));
+    }
+
+    assert_eq!(api.get_order(&c.customer, order.id).await?, order);
+    assert_eq!(api.get_order(&c.admin, order.id).await?, order);
+    assert_eq!(
+        api.get_order(&c.customer, Uuid::now_v7()).await,
+        Err(OrderingError::OrderNotFound)
+    );
+    let page = api
+        .list_orders(
+            &c.customer,
+            OrderQuery {
+                limit: Some(2),
+                cursor: None,
+            },
+        )
+        .await?;
+    let statuses: Vec<_> = page.items.iter().map(|o| o.status).collect();
+    assert_eq!(statuses, vec![OrderStatus::Failed, OrderStatus::Failed]);
+    let rest = api
+        .list_orders(
+            &c.customer,
+            OrderQuery {
+                limit: Some(2),
+                cursor: page.next_cursor,
+            },
+        )
+        .await?;
+    assert_eq!(rest.items, vec![order.clone()]);
+    assert_eq!(
+        api.list_orders(&c.admin, OrderQuery::default())
+            .await?
+            .items,
+        vec![],
+        "each user lists only their own orders"
+    );
+
+    let cancelled = api.cancel_order(&c.customer, order.id).await?;
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    assert_eq!(api.cancel_order(&c.admin, order.id).await?, cancelled);
+    assert_eq!(
+        apis.payments
+            .wallet(&c.customer)
+            .await?
+            .balance
+            .amount_minor,
+        mug.price.amount_minor * 4
+    );
+    assert_eq!(
+        apis.inventory
+            .get_stock(&c.anonymous, "ORD-MUG".into())
+            .await?
+            .on_hand,
+        5
+    );
+    let failed = &page.items[0];
+    assert_eq!(
+        api.cancel_order(&c.customer, failed.id).await,
+        Err(OrderingError::NotCancellable {
+            status: "failed".into()
+        })
+    );
+
+    assert_eq!(
+        api.failing_events(&c.customer, FailingQuery::default())
+            .await,
+        Err(OrderingError::Forbidden)
+    );
+    assert_eq!(
+        api.failing_events(&c.admin, FailingQuery::default())
+            .await?
+            .items,
+        vec![]
+    );
+    assert_eq!(
+        api.resubmit_event(&c.admin, Uuid::now_v7()).await,
+        Err(OrderingError::EventNotFound)
+    );
+    Ok(())
+}
+
+on_both_transports!(
+    ordering_contract,
+    &[],
+    ordering_contract_in_process,
+    ordering_contract_over_http
 );

@@ -21,6 +21,7 @@ use crate::config::Config;
 pub mod catalog;
 pub mod identity;
 pub mod inventory;
+pub mod notifications;
 pub mod ordering;
 pub mod payments;
 
@@ -31,6 +32,7 @@ pub const ALL: &[&ModuleDef] = &[
     &inventory::DEF,
     &payments::DEF,
     &ordering::DEF,
+    &notifications::DEF,
 ];
 
 /// A module's API as the table holds it: an `Arc<dyn XxxApi>` behind `Any`, so that every module can be

@@ -95,6 +95,8 @@ pub struct TestApp {
     pub tasks: std::sync::Arc<shop_kernel::tasks::BackgroundTasks>,
     pub data_dir: PathBuf,
     pub db: Option<TestDb>,
+    /// The other processes of a split deployment whose gateway this is (kept running as long as it).
+    pub services: Vec<TestApp>,
 }
 
 impl Drop for TestApp {
@@ -148,6 +150,11 @@ pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
 
 /// Spawns a server with exactly these variables.
 pub async fn spawn_vars(vars: HashMap<String, String>) -> TestApp {
+    // `SHOP_TEST_LOG=1` (with `RUST_LOG`) shows the servers' logs, for debugging a test.
+    static LOGS: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os("SHOP_TEST_LOG").is_some() {
+        LOGS.call_once(|| shop::telemetry::init(shop::config::LogFormat::Text));
+    }
     let data_dir = PathBuf::from(vars.get("SHOP_DATA_DIR").cloned().unwrap_or_default());
     let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap_or_else(|e| panic!("{e}"));
     let RunningServer {
@@ -170,7 +177,76 @@ pub async fn spawn_vars(vars: HashMap<String, String>) -> TestApp {
         tasks,
         data_dir,
         db: None,
+        services: Vec::new(),
     }
+}
+
+fn borrowed(vars: &[(String, String)]) -> Vec<(&str, &str)> {
+    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// The deployment the black-box scenario suites run against, from `SHOP_TEST_TOPOLOGY`:
+/// - `monolith` (the default): every module in one process;
+/// - `checkout-split`: payments, ordering and notifications each in its own process with its own
+///   database, the other modules in the gateway;
+/// - `all-split`: every module in its own process with its own database, behind a gateway that serves
+///   none.
+///
+/// The returned app is the gateway; `extra` variables go to every process.
+pub async fn spawn_scenario(extra: &[(&str, &str)]) -> TestApp {
+    let topology = std::env::var("SHOP_TEST_TOPOLOGY").unwrap_or_default();
+    let all: Vec<&'static str> = shop::modules::ALL.iter().map(|m| m.name).collect();
+    let apart: Vec<&'static str> = match topology.as_str() {
+        "" | "monolith" => return spawn_with(extra).await,
+        "checkout-split" => vec!["payments", "ordering", "notifications"]
+            .into_iter()
+            .filter(|m| all.contains(m))
+            .collect(),
+        "all-split" => all.clone(),
+        other => panic!(
+            "SHOP_TEST_TOPOLOGY must be monolith, checkout-split or all-split, not {other:?}"
+        ),
+    };
+    let ports: Vec<(&str, u16)> = apart.iter().map(|m| (*m, free_port())).collect();
+    let url_var = |module: &str| format!("SHOP_{}_URL", module.to_uppercase());
+    let mut gateway_vars: Vec<(String, String)> = vec![
+        (
+            "SHOP_MODULES".into(),
+            all.iter()
+                .filter(|m| !apart.contains(m))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        ("SHOP_REMOTE_TIMEOUT_MS".into(), "3000".into()),
+    ];
+    for (module, port) in &ports {
+        gateway_vars.push((url_var(module), format!("http://127.0.0.1:{port}")));
+    }
+    let with_extra = |vars: &[(String, String)]| -> Vec<(String, String)> {
+        let mut all = vars.to_vec();
+        all.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        all
+    };
+    let gateway_vars = with_extra(&gateway_vars);
+    let mut gateway = spawn_with(&borrowed(&gateway_vars)).await;
+    for (module, port) in &ports {
+        let mut vars: Vec<(String, String)> = vec![
+            ("SHOP_MODULES".into(), module.to_string()),
+            ("SHOP_HTTP_ADDR".into(), format!("127.0.0.1:{port}")),
+            ("SHOP_REMOTE_TIMEOUT_MS".into(), "3000".into()),
+        ];
+        for other in all.iter().filter(|m| *m != module) {
+            let url = match ports.iter().find(|(m, _)| m == other) {
+                Some((_, p)) => format!("http://127.0.0.1:{p}"),
+                None => gateway.base.clone(),
+            };
+            vars.push((url_var(other), url));
+        }
+        let vars = with_extra(&vars);
+        gateway.services.push(spawn_with(&borrowed(&vars)).await);
+    }
+    gateway
 }
 
 /// A response: status, headers and the JSON body (Null when empty or not JSON).
@@ -487,4 +563,101 @@ pub fn table_names(url: &str) -> Vec<String> {
         .map(|r| r.name)
         .filter(|n| !n.starts_with("__diesel") && !n.starts_with("sqlite_"))
         .collect()
+}
+
+/// A local SMTP server (aiosmtpd, from PyPI) that prints every message it receives to a file; stopped when
+/// dropped.
+pub struct SmtpSink {
+    child: std::process::Child,
+    output: PathBuf,
+    pub port: u16,
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SmtpSink {
+    /// Whether aiosmtpd can run here. Without it SMTP tests are skipped, unless `SHOP_TEST_REQUIRE_SMTP=1`
+    /// (CI) makes its absence a failure.
+    pub fn available() -> bool {
+        let available = std::process::Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !available {
+            assert!(
+                std::env::var("SHOP_TEST_REQUIRE_SMTP").as_deref() != Ok("1"),
+                "SHOP_TEST_REQUIRE_SMTP=1 but python3 cannot import aiosmtpd (pip install aiosmtpd)"
+            );
+            eprintln!("skipped: python3 cannot import aiosmtpd (pip install aiosmtpd)");
+        }
+        available
+    }
+
+    /// Starts the sink on `port` and waits until it listens.
+    pub async fn start(port: u16) -> SmtpSink {
+        let output = std::env::temp_dir().join(format!("shop-smtp-{}.out", uuid::Uuid::now_v7()));
+        let file = std::fs::File::create(&output).unwrap_or_else(|e| panic!("{e}"));
+        let child = std::process::Command::new("python3")
+            .args(["-u", "-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Debugging", "stdout"])
+            .stdout(file)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start aiosmtpd: {e}"));
+        let sink = SmtpSink {
+            child,
+            output,
+            port,
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return sink;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("aiosmtpd did not listen on port {port}");
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> String {
+        std::fs::read_to_string(&self.output).unwrap_or_default()
+    }
+
+    /// Waits (up to `secs`) until `text` has been received `times` times; returns the count seen.
+    pub async fn wait_for(&self, text: &str, times: usize, secs: u64) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let seen = self.received().matches(text).count();
+            if seen >= times || std::time::Instant::now() > deadline {
+                return seen;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Polls `GET path` as `token` until `done` holds for the body (up to `secs`); returns the last body.
+pub async fn poll_until(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    secs: u64,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let body = app.get(path, Some(token)).await.body;
+        if done(&body) || std::time::Instant::now() > deadline {
+            return body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

@@ -113,9 +113,10 @@ impl OrderingService {
         Ok(due.len())
     }
 
-    /// An order its driver left unfinished is due again after a backoff.
+    /// Ends a drive: no request drives the order any more, and one left unfinished is due again for the
+    /// recovery task after a backoff.
     async fn reschedule(&self, row: &OrderRow) -> Outcome<()> {
-        if row.step == step::DONE {
+        if row.step == step::DONE && row.driving_until.is_none() {
             return Ok(());
         }
         let (id, attempts) = (row.id.clone(), row.attempts);
@@ -124,7 +125,7 @@ impl OrderingService {
                 let until = db::now()
                     + chrono::Duration::from_std(backoff(attempts))
                         .unwrap_or(chrono::Duration::MAX);
-                store::set_lease(conn, &id, until)
+                store::set_lease(conn, &id, until, None)
                     .map(|_| ())
                     .map_err(OrderingError::from)
             })
@@ -285,7 +286,9 @@ impl OrderingService {
         if row.request.as_deref() != Some(request) {
             return Err(OrderingError::IdempotencyKeyReused);
         }
-        if row.status == OrderStatus::Pending.as_str() && row.lease_until > db::now() {
+        if row.status == OrderStatus::Pending.as_str()
+            && row.driving_until.is_some_and(|until| until > db::now())
+        {
             return Err(OrderingError::IdempotencyKeyInUse);
         }
         let lines = store::lines(conn, std::slice::from_ref(&row.id))?;
@@ -335,6 +338,7 @@ impl OrderingApi for OrderingService {
         let id = Uuid::now_v7().to_string();
         let (lines, total_minor) = self.price(ctx, &id, &order).await?;
         let now = db::now();
+        let lease = chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::MAX);
         let row = OrderRow {
             id: id.clone(),
             user_id: user.clone(),
@@ -347,8 +351,8 @@ impl OrderingApi for OrderingService {
             idempotency_key: idempotency_key.clone(),
             request: idempotency_key.as_ref().map(|_| request.clone()),
             attempts: 0,
-            lease_until: now
-                + chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::MAX),
+            lease_until: now + lease,
+            driving_until: Some(now + lease),
             created_at: now,
             updated_at: now,
         };
@@ -440,7 +444,7 @@ impl OrderingApi for OrderingService {
                                 let until = now
                                     + chrono::Duration::from_std(lease)
                                         .unwrap_or(chrono::Duration::MAX);
-                                store::set_lease(c, &id, until)?;
+                                store::set_lease(c, &id, until, Some(until))?;
                                 Ok(())
                             }
                             // Being cancelled already, or cancelled: finish or answer it.

@@ -22,6 +22,7 @@ diesel::table! {
         request -> Nullable<Text>,
         attempts -> Integer,
         lease_until -> Timestamp,
+        driving_until -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
     }
@@ -75,6 +76,7 @@ pub struct OrderRow {
     pub request: Option<String>,
     pub attempts: i32,
     pub lease_until: NaiveDateTime,
+    pub driving_until: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -109,6 +111,7 @@ macro_rules! order_columns {
             o::request,
             o::attempts,
             o::lease_until,
+            o::driving_until,
             o::created_at,
             o::updated_at,
         )
@@ -232,11 +235,17 @@ pub fn advance(
     Ok(changed == 1)
 }
 
-/// Sets when the order is next due for the recovery task.
-pub fn set_lease(conn: &mut DbConn, id: &str, until: NaiveDateTime) -> QueryResult<usize> {
+/// Sets when the order is next due for the recovery task, and until when a request drives it (`None`:
+/// no request does).
+pub fn set_lease(
+    conn: &mut DbConn,
+    id: &str,
+    until: NaiveDateTime,
+    driving_until: Option<NaiveDateTime>,
+) -> QueryResult<usize> {
     use ordering_orders::dsl as o;
     diesel::update(o::ordering_orders.filter(o::id.eq(id)))
-        .set(o::lease_until.eq(until))
+        .set((o::lease_until.eq(until), o::driving_until.eq(driving_until)))
         .execute(conn)
 }
 

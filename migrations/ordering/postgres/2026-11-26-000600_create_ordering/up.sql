@@ -1,5 +1,6 @@
 -- Orders and the state of their checkout saga. `step` is what the saga does next; `lease_until` is when the
--- process driving it is presumed gone, after which the recovery task takes the order over.
+-- process driving it is presumed gone, after which the recovery task takes the order over;
+-- `driving_until` is set while a client's request drives it (a duplicate request then gets 409).
 CREATE TABLE ordering_orders (
     id              TEXT PRIMARY KEY NOT NULL,
     user_id         TEXT NOT NULL,
@@ -13,6 +14,7 @@ CREATE TABLE ordering_orders (
     request         TEXT NULL,
     attempts        INTEGER NOT NULL DEFAULT 0,
     lease_until     TIMESTAMP NOT NULL,
+    driving_until   TIMESTAMP NULL,
     created_at      TIMESTAMP NOT NULL,
     updated_at      TIMESTAMP NOT NULL,
     UNIQUE (user_id, idempotency_key)

@@ -1,0 +1,2 @@
+DROP TABLE notifications_inbox;
+DROP TABLE notifications_messages;
