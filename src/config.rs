@@ -145,6 +145,9 @@ pub struct Config {
     pub fault_crash_after: Option<String>,
     /// `SHOP_EVENT_RELAY_INTERVAL_MS` (250): how often each outbox is polled for due events.
     pub event_relay_interval: Duration,
+    /// `SHOP_EVENT_CLAIM_LEASE_MS` (30000): how long a relay holds the events it claimed; a relay that dies
+    /// leaves them due again after this.
+    pub event_claim_lease: Duration,
     /// `SHOP_EVENT_RETENTION_HOURS` (168): delivered events and handled inbox entries are kept this long.
     pub event_retention: Duration,
     /// `SHOP_SMTP_URL`: where notifications send mail (`smtp://host:port`, `smtps://host:port`, or
@@ -384,6 +387,11 @@ impl Config {
                 "SHOP_EVENT_RELAY_INTERVAL_MS",
                 250u64,
             )?),
+            event_claim_lease: Duration::from_millis(parse(
+                get,
+                "SHOP_EVENT_CLAIM_LEASE_MS",
+                30_000u64,
+            )?),
             event_retention: Duration::from_secs(
                 3600 * parse(get, "SHOP_EVENT_RETENTION_HOURS", 168u64)?,
             ),
@@ -405,9 +413,15 @@ impl Config {
                     .into(),
             ));
         }
-        if config.order_recovery_interval.is_zero() || config.event_relay_interval.is_zero() {
+        if config.order_recovery_interval.is_zero()
+            || config.event_relay_interval.is_zero()
+            || config.event_claim_lease < Duration::from_millis(100)
+            || config.order_saga_lease < Duration::from_millis(100)
+        {
             return Err(ConfigError(
-                "SHOP_ORDER_RECOVERY_INTERVAL_MS and SHOP_EVENT_RELAY_INTERVAL_MS must be at least 1".into(),
+                "SHOP_ORDER_RECOVERY_INTERVAL_MS and SHOP_EVENT_RELAY_INTERVAL_MS must be at least 1, \
+                 SHOP_EVENT_CLAIM_LEASE_MS and SHOP_ORDER_SAGA_LEASE_MS at least 100"
+                    .into(),
             ));
         }
         config.check_topology()?;

@@ -85,7 +85,13 @@ pub fn start(
             continue;
         };
         let delivery = ContractDelivery::new(def.name, subscribers.clone());
-        let relay = Relay::new(def.name, db.clone(), Outbox::new(table), Arc::new(delivery));
+        let relay = Relay::new(
+            def.name,
+            db.clone(),
+            Outbox::new(table),
+            Arc::new(delivery),
+            config.event_claim_lease,
+        );
         spawn_relay(tasks, relay.clone(), config.event_relay_interval);
         spawn_upkeep(tasks, relay, gauges.clone(), config.event_retention);
     }

@@ -661,3 +661,114 @@ pub async fn poll_until(
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// The real binary, with its own data directory and database, killed when dropped.
+pub struct Binary {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Binary {
+    pub async fn start(
+        vars: &std::collections::HashMap<String, String>,
+        extra: &[(&str, &str)],
+    ) -> Binary {
+        let port = free_port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_shop"));
+        command
+            .envs(vars)
+            .env("SHOP_HTTP_ADDR", format!("127.0.0.1:{port}"));
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the binary: {e}"));
+        // Owned at once, so that a failure below still kills it.
+        let binary = Binary {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..400 {
+            if reqwest::get(format!("{}/health/ready", binary.base))
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return binary;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the binary did not become ready");
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        match request.send().await {
+            Ok(r) => (r.status().as_u16(), r.json().await.unwrap_or(Value::Null)),
+            // The process died while answering.
+            Err(_) => (0, Value::Null),
+        }
+    }
+
+    pub async fn token(&self, email: &str, password: &str) -> String {
+        let (_, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/auth/token",
+                None,
+                Some(json!({ "email": email, "password": password })),
+            )
+            .await;
+        body["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Exits on its own (the fault switch) within a few seconds, or fails the test.
+    pub async fn exits(&mut self) -> Option<i32> {
+        for _ in 0..100 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the fault switch did not stop the process");
+    }
+}
+
+/// Counts the rows `sql` (a `SELECT COUNT(*) AS n ...`) finds in the database at `url`.
+pub fn count(url: &str, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let db = shop_kernel::db::Database::connect(url, 1).unwrap_or_else(|e| panic!("{e}"));
+    let mut conn = db.get().unwrap_or_else(|e| panic!("{e}"));
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut *conn)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .n
+}

@@ -190,6 +190,24 @@ impl Outbox {
             .collect()
     }
 
+    /// Hands claimed events back undelivered, due at `now` (no attempt counted).
+    pub fn release(&self, conn: &mut DbConn, ids: &[Uuid], now: NaiveDateTime) -> QueryResult<()> {
+        let update = sql(
+            conn,
+            &format!(
+                "UPDATE {} SET next_attempt_at = $1 WHERE id = $2 AND delivered_at IS NULL",
+                self.table
+            ),
+        );
+        for id in ids {
+            diesel::sql_query(&update)
+                .bind::<Timestamp, _>(now)
+                .bind::<Text, _>(id.to_string())
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+
     /// Marks an event delivered.
     pub fn delivered(&self, conn: &mut DbConn, id: Uuid, now: NaiveDateTime) -> QueryResult<()> {
         let update = sql(

@@ -11,9 +11,6 @@ use crate::db::{Database, DbError};
 /// Events claimed per round.
 const BATCH: i64 = 100;
 
-/// How long a claim holds an event; a relay that dies mid-delivery leaves it due again after this.
-const LEASE: Duration = Duration::from_secs(60);
-
 /// Delivers one module's outbox.
 #[derive(Clone)]
 pub struct Relay {
@@ -21,6 +18,8 @@ pub struct Relay {
     db: Database,
     outbox: Outbox,
     delivery: Arc<dyn EventDelivery>,
+    /// How long a claim holds an event; a relay that dies mid-delivery leaves it due again after this.
+    lease: Duration,
 }
 
 /// What one round did.
@@ -40,18 +39,20 @@ impl Round {
 }
 
 impl Relay {
-    /// The relay of `module`'s `outbox` on `db` through `delivery`.
+    /// The relay of `module`'s `outbox` on `db` through `delivery`, claiming events for `lease`.
     pub fn new(
         module: &'static str,
         db: Database,
         outbox: Outbox,
         delivery: Arc<dyn EventDelivery>,
+        lease: Duration,
     ) -> Self {
         Relay {
             module,
             db,
             outbox,
             delivery,
+            lease,
         }
     }
 
@@ -60,19 +61,35 @@ impl Relay {
         self.module
     }
 
-    /// Claims a batch of due events and delivers them, one after the other.
+    /// Claims a batch of due events and delivers them, one after the other. Past half the lease the rest
+    /// are handed back, due at once, so that no claim outlives its lease while this relay still works on it.
     pub async fn round(&self) -> Result<Round, DbError> {
-        let outbox = self.outbox;
+        let (outbox, lease) = (self.outbox, self.lease);
+        let started = std::time::Instant::now();
         let events = self
             .db
             .run(move |conn| {
                 outbox
-                    .claim(conn, crate::db::now(), LEASE, BATCH)
+                    .claim(conn, crate::db::now(), lease, BATCH)
                     .map_err(DbError::from)
             })
             .await?;
         let mut round = Round::default();
-        for event in events {
+        let mut events = events.into_iter();
+        while let Some(event) = events.next() {
+            if started.elapsed() > lease / 2 {
+                let rest: Vec<_> = std::iter::once(event.id)
+                    .chain(events.map(|e| e.id))
+                    .collect();
+                self.db
+                    .run(move |conn| {
+                        outbox
+                            .release(conn, &rest, crate::db::now())
+                            .map_err(DbError::from)
+                    })
+                    .await?;
+                break;
+            }
             let outcome = self.delivery.deliver(&event).await;
             let id = event.id;
             match &outcome {
