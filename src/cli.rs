@@ -27,12 +27,12 @@ pub enum Command {
     Serve,
     /// Applies the local modules' pending migrations and exits.
     Migrate,
-    /// Writes the OpenAPI documents.
+    /// Writes the OpenAPI documents of the HTTP APIs and the AsyncAPI documents of the modules' events.
     Openapi {
         /// Where to write them.
         #[arg(long, default_value = "openapi")]
         dir: PathBuf,
-        /// Only compare: exit non-zero when the files differ from the code.
+        /// Only compare: exit non-zero when the files (OpenAPI and AsyncAPI) differ from the code.
         #[arg(long)]
         check: bool,
     },
@@ -100,7 +100,7 @@ pub async fn run_command(command: Command) -> Result<i32, StartupError> {
                 }
             } else {
                 crate::openapi::write_all(&dir).map_err(StartupError::Other)?;
-                println!("wrote OpenAPI documents to {}", dir.display());
+                println!("wrote OpenAPI and AsyncAPI documents to {}", dir.display());
                 Ok(0)
             }
         }

@@ -2,6 +2,7 @@
 //! and serves them over HTTP. Everything testable lives here so tests build the same application.
 
 pub mod app;
+pub mod asyncapi;
 pub mod cli;
 pub mod config;
 pub mod events;

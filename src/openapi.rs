@@ -1,5 +1,6 @@
 //! The OpenAPI documents: one for the whole public API, one per module (its public routes plus its
-//! `/internal` operations). `shop openapi` writes them to `openapi/`; a test fails when they drift.
+//! `/internal` operations). `shop openapi` writes them to `openapi/`, together with the AsyncAPI documents
+//! of the modules' events ([`crate::asyncapi`]); a test fails when they drift.
 
 use std::path::Path;
 
@@ -72,13 +73,23 @@ pub fn finish(mut doc: OpenApi, title: &str, description: &str, currency: &str) 
 }
 
 fn pin_currency(doc: &mut OpenApi, currency: &str) {
-    use utoipa::openapi::RefOr;
-    use utoipa::openapi::schema::Schema;
-    let Some(RefOr::T(Schema::Object(money))) = doc
+    if let Some(money) = doc
         .components
         .as_mut()
         .and_then(|c| c.schemas.get_mut("Money"))
-    else {
+    {
+        pin_money_currency(money, currency);
+    }
+}
+
+/// Pins the `currency` of the `Money` schema to `currency` (shared with the AsyncAPI documents).
+pub(crate) fn pin_money_currency(
+    money: &mut utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+    currency: &str,
+) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::Schema;
+    let RefOr::T(Schema::Object(money)) = money else {
         return;
     };
     if let Some(RefOr::T(Schema::Object(field))) = money.properties.get_mut("currency") {
@@ -263,26 +274,63 @@ pub fn render(doc: &OpenApi) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Writes every document into `dir`.
+/// Every file `shop openapi` owns, rendered, by file name: the OpenAPI documents, then the AsyncAPI ones.
+fn files() -> Result<Vec<(String, String)>, String> {
+    let mut out = documents()?
+        .into_iter()
+        .map(|(name, doc)| Ok((name, render(&doc)?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    out.extend(crate::asyncapi::rendered()?);
+    Ok(out)
+}
+
+/// AsyncAPI files in `dir` that the code no longer produces (a module that stopped publishing events).
+fn stale_asyncapi_files(dir: &Path, expected: &[(String, String)]) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut stale: Vec<String> = entries
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| {
+            name.ends_with(crate::asyncapi::FILE_SUFFIX) && !expected.iter().any(|(n, _)| n == name)
+        })
+        .collect();
+    stale.sort();
+    stale
+}
+
+/// Writes every document (OpenAPI and AsyncAPI) into `dir`, and removes AsyncAPI files the code no longer
+/// produces.
 pub fn write_all(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for (name, doc) in documents()? {
-        let path = dir.join(&name);
-        std::fs::write(&path, render(&doc)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    let files = files()?;
+    for (name, text) in &files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    for name in stale_asyncapi_files(dir, &files) {
+        let path = dir.join(name);
+        std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
 }
 
-/// The documents in `dir` that differ from the code (missing files count).
+/// The documents in `dir` (OpenAPI and AsyncAPI) that differ from the code: missing files count, and so do
+/// AsyncAPI files of modules that publish nothing any more.
 pub fn drifted(dir: &Path) -> Result<Vec<String>, String> {
+    let files = files()?;
     let mut out = Vec::new();
-    for (name, doc) in documents()? {
-        let expected = render(&doc)?;
-        let actual = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
-        if actual != expected {
-            out.push(name);
+    for (name, expected) in &files {
+        let actual = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        if actual != *expected {
+            out.push(name.clone());
         }
     }
+    out.extend(
+        stale_asyncapi_files(dir, &files)
+            .into_iter()
+            .map(|name| format!("{name} (stale)")),
+    );
     Ok(out)
 }
 
