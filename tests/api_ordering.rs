@@ -164,6 +164,31 @@ async fn an_order_is_priced_by_the_catalog_paid_and_its_stock_taken_then_cancell
 }
 
 #[tokio::test]
+async fn a_free_product_is_ordered_without_a_charge_and_cancelled() {
+    let app = spawn_scenario(&[]).await;
+    let admin = app.admin_token().await;
+    let gift = stocked(&app, &admin, "GIFT-1", 0, 2).await;
+    let (_, token) = app.customer("ada@example.com").await;
+    let r = place(
+        &app,
+        &token,
+        json!({ "lines": [{ "product_id": gift, "quantity": 1 }] }),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["total"]["amount_minor"], 0);
+    assert_eq!(stock(&app, "GIFT-1").await, (1, 0));
+    let id = r.body["id"].as_str().unwrap_or_default();
+    let cancelled = app
+        .post(&format!("/api/v1/orders/{id}/cancel"), Some(&token), json!({}))
+        .await;
+    assert_eq!(cancelled.body["status"], "cancelled", "{}", cancelled.body);
+    assert_eq!(stock(&app, "GIFT-1").await, (2, 0));
+    assert_eq!(balance(&app, &token).await, 0);
+}
+
+#[tokio::test]
 async fn refused_orders_hold_nothing_and_charge_nothing() {
     let app = spawn_scenario(&[]).await;
     let admin = app.admin_token().await;

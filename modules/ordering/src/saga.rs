@@ -77,8 +77,13 @@ impl OrderingService {
     ) -> Outcome<(OrderRow, Vec<LineRow>)> {
         let ctx = ctx.as_module(crate::api::MODULE);
         // Each pass makes one move; a saga has at most five, the margin covers moves lost to other drivers.
+        let mut known: Option<(OrderRow, Vec<LineRow>)> = None;
         for _ in 0..12 {
-            let (row, lines) = self.load(id).await?;
+            // The row as this driver last wrote it, or as stored when another driver may have moved it.
+            let (mut row, lines) = match known.take() {
+                Some(current) => current,
+                None => self.load(id).await?,
+            };
             let order_id = parse_id(&row.id)?;
             let next = match row.step.as_str() {
                 step::DONE => return Ok((row, lines)),
@@ -119,6 +124,10 @@ impl OrderingService {
                 }
                 step::CHARGE if driver == Driver::Recovery && self.gave_up(&row) => {
                     fail(failure::UNAVAILABLE, None)
+                }
+                // Nothing to pay (free products): payments refuses a zero charge, and there is none to make.
+                step::CHARGE if row.total_minor == 0 => {
+                    Next::Advance(step::COMMIT, OrderStatus::Pending, None)
                 }
                 step::CHARGE => {
                     let user = parse_id(&row.user_id)?;
@@ -173,7 +182,22 @@ impl OrderingService {
             match next {
                 Next::Stop => return Ok((row, lines)),
                 Next::Advance(to_step, status, failure) => {
-                    self.record(&row, &lines, to_step, status, failure).await?;
+                    let moved = self
+                        .record(&row, &lines, to_step, status, failure.clone())
+                        .await?;
+                    if let Some(at) = moved {
+                        row.step = to_step.into();
+                        row.status = status.as_str().into();
+                        if let Some((code, detail)) = failure {
+                            row.failure = Some(code.into());
+                            row.failure_detail = detail;
+                        }
+                        if to_step == step::DONE {
+                            row.driving_until = None;
+                        }
+                        row.updated_at = at;
+                        known = Some((row, lines));
+                    }
                 }
             }
         }
@@ -203,8 +227,9 @@ impl OrderingService {
             .is_ok_and(|age| age >= self.config.give_up_after)
     }
 
-    /// Records a move (with the event a final status announces, in the same transaction); a move lost to
-    /// another driver is not an error: the next pass reads where it went.
+    /// Records a move (with the event a final status announces, in the same transaction; a final move also
+    /// ends the request's hold on the order) and returns its time; `None` when another driver moved the
+    /// order first (not an error: the next pass reads where it went).
     async fn record(
         &self,
         row: &OrderRow,
@@ -212,7 +237,7 @@ impl OrderingService {
         to_step: &'static str,
         status: OrderStatus,
         failure: Option<(&'static str, Option<String>)>,
-    ) -> Outcome<()> {
+    ) -> Outcome<Option<chrono::NaiveDateTime>> {
         let event = match status {
             OrderStatus::Confirmed => Some(Event::new(
                 &OrderConfirmed {
@@ -256,12 +281,16 @@ impl OrderingService {
                         status: status.as_str(),
                         failure: failure.as_ref().map(|(code, d)| (*code, d.as_deref())),
                     };
-                    if store::advance(c, &id, &from, advance, now)?
-                        && let Some(event) = &event
-                    {
+                    if !store::advance(c, &id, &from, advance, now)? {
+                        return Ok::<_, OrderingError>(None);
+                    }
+                    if to_step == step::DONE {
+                        store::clear_driving(c, &id)?;
+                    }
+                    if let Some(event) = &event {
                         OUTBOX.publish(c, event)?;
                     }
-                    Ok::<_, OrderingError>(())
+                    Ok(Some(now))
                 })
             })
             .await

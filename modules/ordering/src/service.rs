@@ -116,7 +116,7 @@ impl OrderingService {
     /// Ends a drive: no request drives the order any more, and one left unfinished is due again for the
     /// recovery task after a backoff.
     async fn reschedule(&self, row: &OrderRow) -> Outcome<()> {
-        if row.step == step::DONE && row.driving_until.is_none() {
+        if row.step == step::DONE {
             return Ok(());
         }
         let (id, attempts) = (row.id.clone(), row.attempts);

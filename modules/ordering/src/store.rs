@@ -235,6 +235,14 @@ pub fn advance(
     Ok(changed == 1)
 }
 
+/// Ends a request's hold on the order.
+pub fn clear_driving(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
+    use ordering_orders::dsl as o;
+    diesel::update(o::ordering_orders.filter(o::id.eq(id)))
+        .set(o::driving_until.eq(None::<NaiveDateTime>))
+        .execute(conn)
+}
+
 /// Sets when the order is next due for the recovery task, and until when a request drives it (`None`:
 /// no request does).
 pub fn set_lease(

@@ -75,19 +75,14 @@ impl Relay {
             })
             .await?;
         let mut round = Round::default();
+        let mut outcomes = Vec::new();
+        let mut rest = Vec::new();
         let mut events = events.into_iter();
         while let Some(event) = events.next() {
             if started.elapsed() > lease / 2 {
-                let rest: Vec<_> = std::iter::once(event.id)
+                rest = std::iter::once(event.id)
                     .chain(events.map(|e| e.id))
                     .collect();
-                self.db
-                    .run(move |conn| {
-                        outbox
-                            .release(conn, &rest, crate::db::now())
-                            .map_err(DbError::from)
-                    })
-                    .await?;
                 break;
             }
             let outcome = self.delivery.deliver(&event).await;
@@ -105,17 +100,25 @@ impl Relay {
                     );
                 }
             }
-            self.db
-                .run(move |conn| {
-                    let now = crate::db::now();
-                    match outcome {
-                        Ok(()) => outbox.delivered(conn, id, now),
-                        Err(error) => outbox.failed(conn, id, &error, now),
-                    }
-                    .map_err(DbError::from)
-                })
-                .await?;
+            outcomes.push((id, outcome));
         }
+        // One commit for the whole round: a relay that dies before it redelivers the round, which the
+        // subscribers' inboxes absorb.
+        self.db
+            .run(move |conn| {
+                crate::db::write_transaction(conn, |c| {
+                    let now = crate::db::now();
+                    for (id, outcome) in outcomes {
+                        match outcome {
+                            Ok(()) => outbox.delivered(c, id, now)?,
+                            Err(error) => outbox.failed(c, id, &error, now)?,
+                        }
+                    }
+                    outbox.release(c, &rest, now)
+                })
+                .map_err(DbError::from)
+            })
+            .await?;
         Ok(round)
     }
 
