@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
-use shop_kernel::db::{self, Database, DbConn, retry_lost_races, write_transaction};
+use shop_kernel::db::{self, Database, DbConn, TxError, retry_lost_races, write_transaction};
 use shop_kernel::idempotency::{self, IdempotencyKeys};
 use shop_kernel::validation::{check, is_valid_sku};
 use shop_kernel::{FieldError, RequestContext};
@@ -159,20 +159,13 @@ impl InventoryService {
             .run(move |conn| {
                 // Two first reserves of one order race on the insert; the loser sees the winner's reservation.
                 retry_lost_races(conn, |c| {
-                    if let Some(existing) = load_locked(c, order_id)? {
-                        return if existing.lines == lines {
-                            Ok(existing)
-                        } else {
-                            Err(InventoryError::ReservationConflict.into())
-                        };
-                    }
                     // The reservation row is written before any stock is held: a concurrent duplicate (the
                     // caller's own retry) then waits on this row's key instead of racing for the units, and
                     // sees this reservation once it commits.
                     let now = db::now();
                     let rows: Vec<(String, i64)> =
                         lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect();
-                    store::insert_reservation(
+                    let written = store::insert_reservation(
                         c,
                         &order_id.to_string(),
                         ReservationStatus::Held,
@@ -180,6 +173,16 @@ impl InventoryService {
                         now + ttl,
                         now,
                     )?;
+                    if !written {
+                        let existing = load_locked(c, order_id)?.ok_or_else(|| {
+                            InventoryError::Internal("reservation vanished".into())
+                        })?;
+                        return if existing.lines == lines {
+                            Ok(existing)
+                        } else {
+                            Err(InventoryError::ReservationConflict.into())
+                        };
+                    }
                     for line in &lines {
                         if store::hold(c, &line.sku, line.quantity, now)? == 0 {
                             // Rolls the whole transaction back: all lines or none, and no reservation row.
@@ -189,8 +192,12 @@ impl InventoryService {
                             .into());
                         }
                     }
-                    load_reservation(c, order_id)?.ok_or_else(|| {
-                        InventoryError::Internal("reservation vanished".into()).into()
+                    // Exactly what was written (the lines arrive normalized, sorted by SKU).
+                    Ok(Reservation {
+                        order_id,
+                        status: ReservationStatus::Held,
+                        lines: lines.clone(),
+                        expires_at: (now + ttl).and_utc(),
                     })
                 })
             })
@@ -375,14 +382,20 @@ impl InventoryApi for InventoryService {
                     let id = order_id.to_string();
                     match load_locked(c, order_id)? {
                         // A tombstone: a reserve for this order arriving late must not hold stock.
-                        None => store::insert_reservation(
-                            c,
-                            &id,
-                            ReservationStatus::Released,
-                            &[],
-                            now + ttl,
-                            now,
-                        )?,
+                        None => {
+                            let written = store::insert_reservation(
+                                c,
+                                &id,
+                                ReservationStatus::Released,
+                                &[],
+                                now + ttl,
+                                now,
+                            )?;
+                            if !written {
+                                // A reserve got in first: decide again from its reservation.
+                                return Err(TxError::LostRace);
+                            }
+                        }
                         Some(r) if r.status == ReservationStatus::Held => {
                             close_hold(c, &r, ReservationStatus::Released, now)?
                         }

@@ -217,6 +217,8 @@ pub fn reservation_lines(conn: &mut DbConn, order_id: &str) -> QueryResult<Vec<(
         .load(conn)
 }
 
+/// Writes a reservation and its lines unless the order has one already; false when it had (nothing is
+/// written). On PostgreSQL a concurrent first insert of the same order makes this wait for that transaction.
 pub fn insert_reservation(
     conn: &mut DbConn,
     order_id: &str,
@@ -224,18 +226,25 @@ pub fn insert_reservation(
     lines: &[(String, i64)],
     expires_at: NaiveDateTime,
     now: NaiveDateTime,
-) -> QueryResult<()> {
+) -> QueryResult<bool> {
+    use diesel::sql_types::{Text, Timestamp};
     use inventory_reservation_lines::dsl as l;
-    use inventory_reservations::dsl as r;
-    diesel::insert_into(r::inventory_reservations)
-        .values((
-            r::order_id.eq(order_id),
-            r::status.eq(status.as_str()),
-            r::expires_at.eq(expires_at),
-            r::created_at.eq(now),
-            r::updated_at.eq(now),
-        ))
+    let insert = "INSERT INTO inventory_reservations (order_id, status, expires_at, created_at, updated_at) \
+                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id) DO NOTHING";
+    let insert = match conn {
+        DbConn::Pg(_) => insert.to_string(),
+        DbConn::Sqlite(_) => insert.replace('$', "?"),
+    };
+    let inserted = diesel::sql_query(insert)
+        .bind::<Text, _>(order_id)
+        .bind::<Text, _>(status.as_str())
+        .bind::<Timestamp, _>(expires_at)
+        .bind::<Timestamp, _>(now)
+        .bind::<Timestamp, _>(now)
         .execute(conn)?;
+    if inserted == 0 {
+        return Ok(false);
+    }
     for (sku, quantity) in lines {
         diesel::insert_into(l::inventory_reservation_lines)
             .values((
@@ -245,7 +254,7 @@ pub fn insert_reservation(
             ))
             .execute(conn)?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Locks a reservation's row until the transaction ends (a no-op update: PostgreSQL takes the row lock,

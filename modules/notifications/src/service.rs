@@ -276,15 +276,6 @@ impl NotificationsApi for NotificationsService {
 
     async fn handle_event(&self, ctx: &RequestContext, event: Event) -> Outcome<Handled> {
         let skipped = Handled { applied: false };
-        // A redelivery is answered without asking identity again (it may be the one that is down).
-        let event_id = event.id.to_string();
-        let seen = self
-            .db
-            .run(move |conn| store::handled(conn, &event_id).map_err(NotificationsError::from))
-            .await?;
-        if seen {
-            return Ok(skipped);
-        }
         let Some(draft) = self.draft(ctx, &event).await? else {
             return Ok(skipped);
         };

@@ -91,6 +91,7 @@ pub fn plus(at: NaiveDateTime, d: Duration) -> NaiveDateTime {
 }
 
 /// True when the inbox holds this event (it was applied before).
+#[cfg(test)]
 pub fn handled(conn: &mut DbConn, event_id: &str) -> QueryResult<bool> {
     use notifications_inbox::dsl as i;
     diesel::select(diesel::dsl::exists(

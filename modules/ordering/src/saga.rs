@@ -67,17 +67,18 @@ fn unavailable_or<E: std::fmt::Display>(error: E, is_unavailable: bool, order: &
 
 impl OrderingService {
     /// Runs an order's saga from its recorded step until it is done or a module it needs is unavailable;
-    /// returns the order as it then is. Any number of drivers may run it at once: every call is idempotent
-    /// and every move is conditional on the step it starts from.
+    /// returns the order as it then is. `known` is the order as the caller just wrote it, if it did. Any
+    /// number of drivers may run it at once: every call is idempotent and every move is conditional on the
+    /// step it starts from.
     pub(crate) async fn drive(
         &self,
         ctx: &RequestContext,
         id: &str,
         driver: Driver,
+        mut known: Option<(OrderRow, Vec<LineRow>)>,
     ) -> Outcome<(OrderRow, Vec<LineRow>)> {
         let ctx = ctx.as_module(crate::api::MODULE);
         // Each pass makes one move; a saga has at most five, the margin covers moves lost to other drivers.
-        let mut known: Option<(OrderRow, Vec<LineRow>)> = None;
         for _ in 0..12 {
             // The row as this driver last wrote it, or as stored when another driver may have moved it.
             let (mut row, lines) = match known.take() {
@@ -272,9 +273,16 @@ impl OrderingService {
         .transpose()
         .map_err(|e| OrderingError::Internal(format!("event: {e}")))?;
         let (id, from) = (row.id.clone(), row.step.clone());
+        // A step forward that is not an outcome is a hint for a later driver: were it lost in a database
+        // crash, that driver would repeat the step before it, which is idempotent by order id. So it need not
+        // wait for the log flush; outcomes (and the order's creation) do.
+        let hint = status == OrderStatus::Pending && failure.is_none();
         self.db
             .run(move |conn| {
                 write_transaction(conn, |c| {
+                    if hint {
+                        store::skip_flush_wait(c)?;
+                    }
                     let now = db::now();
                     let advance = Advance {
                         to_step,

@@ -105,7 +105,7 @@ impl OrderingService {
             .await?;
         let ctx = RequestContext::system();
         for id in &due {
-            match self.drive(&ctx, id, Driver::Recovery).await {
+            match self.drive(&ctx, id, Driver::Recovery, None).await {
                 Ok((row, _)) => self.reschedule(&row).await?,
                 Err(e) => tracing::warn!(order_id = %id, error = %e, "order recovery failed"),
             }
@@ -357,6 +357,7 @@ impl OrderingApi for OrderingService {
             updated_at: now,
         };
         let service = self.clone();
+        let written = (row.clone(), lines.clone());
         let created = self
             .db
             .run(move |conn| {
@@ -376,7 +377,9 @@ impl OrderingApi for OrderingService {
         if let Some(order) = created {
             return Ok(order);
         }
-        let (row, lines) = self.drive(ctx, &id, Driver::Request).await?;
+        let (row, lines) = self
+            .drive(ctx, &id, Driver::Request, Some(written))
+            .await?;
         self.reschedule(&row).await?;
         self.answer(&row, &lines)
     }
@@ -457,7 +460,7 @@ impl OrderingApi for OrderingService {
                 })
                 .await?;
         }
-        let (row, lines) = self.drive(ctx, &id, Driver::Request).await?;
+        let (row, lines) = self.drive(ctx, &id, Driver::Request, None).await?;
         self.reschedule(&row).await?;
         if row.status == OrderStatus::Cancelled.as_str() {
             self.order(&row, &lines)

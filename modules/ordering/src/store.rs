@@ -235,6 +235,16 @@ pub fn advance(
     Ok(changed == 1)
 }
 
+/// Lets the current transaction commit without waiting for its log flush (PostgreSQL's
+/// `synchronous_commit = off`, for this transaction only): it is durable a moment later, or lost with a
+/// database crash, never half-applied. SQLite: no change.
+pub fn skip_flush_wait(conn: &mut DbConn) -> QueryResult<()> {
+    if let DbConn::Pg(_) = conn {
+        diesel::sql_query("SET LOCAL synchronous_commit TO OFF").execute(conn)?;
+    }
+    Ok(())
+}
+
 /// Ends a request's hold on the order.
 pub fn clear_driving(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
     use ordering_orders::dsl as o;

@@ -236,12 +236,9 @@ impl PaymentsApi for PaymentsService {
                 // Two first charges of one order race on the payment row; the loser sees the winner's.
                 retry_lost_races(conn, |c| {
                     let now = db::now();
-                    store::lock_payment(c, &order)?;
-                    if let Some(row) = store::payment(c, &order)? {
-                        return Ok(service.repeated_charge(c, order_id, &user, &amount, &row));
-                    }
-                    // The payment row is written first: a duplicate waits on it instead of racing for funds.
-                    store::insert_payment(
+                    // The payment row is written first: a duplicate waits on it instead of racing for funds,
+                    // then answers from it.
+                    let first = store::insert_payment_if_new(
                         c,
                         &order,
                         &user,
@@ -249,7 +246,14 @@ impl PaymentsApi for PaymentsService {
                         status::CHARGED,
                         now,
                     )?;
-                    store::ensure_wallet(c, &user, now)?;
+                    if !first {
+                        store::lock_payment(c, &order)?;
+                        let row = store::payment(c, &order)?.ok_or_else(|| {
+                            PaymentsError::Internal("payment vanished".into())
+                        })?;
+                        return Ok(service.repeated_charge(c, order_id, &user, &amount, &row));
+                    }
+                    // No wallet, or too little in it: either way nothing is taken.
                     if store::withdraw(c, &user, amount.amount_minor, now)? == 0 {
                         // The refusal is the order's first outcome: kept, so a repeat answers the same.
                         store::set_payment_status(c, &order, status::DECLINED, now)?;

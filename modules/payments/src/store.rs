@@ -216,6 +216,35 @@ pub fn insert_payment(
         .execute(conn)
 }
 
+/// Writes an order's payment unless it has one; false when it had (nothing is written). On PostgreSQL a
+/// concurrent first insert of the same order makes this wait for that transaction.
+pub fn insert_payment_if_new(
+    conn: &mut DbConn,
+    order_id: &str,
+    user_id: &str,
+    amount: i64,
+    status: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    let insert = "INSERT INTO payments_order_payments \
+                  (order_id, user_id, amount_minor, status, created_at, updated_at) \
+                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_id) DO NOTHING";
+    let insert = match conn {
+        DbConn::Pg(_) => insert.to_string(),
+        DbConn::Sqlite(_) => insert.replace('$', "?"),
+    };
+    diesel::sql_query(insert)
+        .bind::<Text, _>(order_id)
+        .bind::<Text, _>(user_id)
+        .bind::<BigInt, _>(amount)
+        .bind::<Text, _>(status)
+        .bind::<Timestamp, _>(now)
+        .bind::<Timestamp, _>(now)
+        .execute(conn)
+        .map(|inserted| inserted == 1)
+}
+
 pub fn set_payment_status(
     conn: &mut DbConn,
     order_id: &str,
