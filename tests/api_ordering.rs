@@ -181,7 +181,11 @@ async fn a_free_product_is_ordered_without_a_charge_and_cancelled() {
     assert_eq!(stock(&app, "GIFT-1").await, (1, 0));
     let id = r.body["id"].as_str().unwrap_or_default();
     let cancelled = app
-        .post(&format!("/api/v1/orders/{id}/cancel"), Some(&token), json!({}))
+        .post(
+            &format!("/api/v1/orders/{id}/cancel"),
+            Some(&token),
+            json!({}),
+        )
         .await;
     assert_eq!(cancelled.body["status"], "cancelled", "{}", cancelled.body);
     assert_eq!(stock(&app, "GIFT-1").await, (2, 0));

@@ -131,10 +131,11 @@ pg_cpu() { # seconds of CPU used so far by PostgreSQL's processes (the connectio
 xacts() { # transactions committed so far in the bench databases (autocommit statements count as one each)
   psql "$PG_URL" -Atc "SELECT COALESCE(SUM(xact_commit), 0) FROM pg_stat_database WHERE datname LIKE 'shop_bench_%_$SUFFIX'"
 }
-measure() { # label base script -> "rps p50 p99"
-  local out rps p50 p99 shop0 pg0 shop1 pg1 orders x0 x1
+measure() { # label base script [connections] -> "rps p50 p99"
+  local out rps p50 p99 shop0 pg0 shop1 pg1 orders x0 x1 conns="${4:-$CONNECTIONS}" threads=2
+  [ "$conns" -lt 2 ] && threads=1
   shop0=$(shop_cpu); pg0=$(pg_cpu); x0=$(xacts)
-  out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$3" "$2")
+  out=$(wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency -s "$3" "$2")
   shop1=$(shop_cpu); pg1=$(pg_cpu); x1=$(xacts)
   if grep -q "Non-2xx" <<<"$out"; then echo "$1: non-2xx answers"; echo "$out"; cat "$WORK"/*.log | tail -20; exit 1; fi
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -158,8 +159,13 @@ tpcb=$(pgbench -c "$CONNECTIONS" -j 2 -T "$DURATION" "$PG_BASE/$TPCB_DB" 2>/dev/
 printf '%-52s %9.1f tps\n' "pgbench TPC-B (scale 10, 16 clients)" "$tpcb" >&2
 read -r mono_rps mono_p50 mono_p99 <<<"$(measure "orders, in-process (one process, one database)" http://127.0.0.1:19201 "$WORK/mono.lua")"
 read -r split_rps split_p50 split_p99 <<<"$(measure "orders, inventory + payments remote (3 hops)" http://127.0.0.1:19202 "$WORK/split.lua")"
-awk -v m="$mono_rps" -v s="$split_rps" -v t="$tpcb" -v mp="$mono_p50" -v sp="$split_p50" 'BEGIN {
-  printf "in-process orders/s ÷ TPC-B tps: %.3f (goal >= 0.15)\n", m / t
-  printf "split orders/s ÷ TPC-B tps:      %.3f\n", s / t
-  printf "p50 added per remote hop:        %.2f ms (goal <= 1 ms; (split p50 - in-process p50) / 3)\n", (sp - mp) / 3
+# One buyer at a time: latency without queueing, so the difference is what the hops themselves cost.
+read -r _ mono1_p50 _ <<<"$(measure "one buyer, in-process" http://127.0.0.1:19201 "$WORK/mono.lua" 1)"
+read -r _ split1_p50 _ <<<"$(measure "one buyer, inventory + payments remote" http://127.0.0.1:19202 "$WORK/split.lua" 1)"
+awk -v m="$mono_rps" -v s="$split_rps" -v t="$tpcb" -v mp="$mono_p50" -v sp="$split_p50" \
+    -v m1="$mono1_p50" -v s1="$split1_p50" 'BEGIN {
+  printf "in-process orders/s ÷ TPC-B tps:          %.3f (goal >= 0.15)\n", m / t
+  printf "split orders/s ÷ TPC-B tps:               %.3f\n", s / t
+  printf "p50 added per remote hop, 16 buyers:      %.2f ms (goal <= 1 ms; (split p50 - in-process p50) / 3)\n", (sp - mp) / 3
+  printf "p50 added per remote hop, one buyer:      %.2f ms (the same without queueing)\n", (s1 - m1) / 3
 }'

@@ -354,6 +354,11 @@ impl InventoryApi for InventoryService {
                                 for line in &r.lines {
                                     store::ship(c, &line.sku, line.quantity, now)?;
                                 }
+                                // Locked and moved by this transaction: it is what it was, committed.
+                                return Ok(Ok(Reservation {
+                                    status: ReservationStatus::Committed,
+                                    ..r
+                                }));
                             }
                             Ok(load_reservation(c, order_id)?
                                 .ok_or(InventoryError::ReservationNotFound))

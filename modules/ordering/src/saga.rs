@@ -273,33 +273,36 @@ impl OrderingService {
         .transpose()
         .map_err(|e| OrderingError::Internal(format!("event: {e}")))?;
         let (id, from) = (row.id.clone(), row.step.clone());
-        // A step forward that is not an outcome is a hint for a later driver: were it lost in a database
-        // crash, that driver would repeat the step before it, which is idempotent by order id. So it need not
-        // wait for the log flush; outcomes (and the order's creation) do.
-        let hint = status == OrderStatus::Pending && failure.is_none();
+        // A final move ends the request's hold on the order; any other keeps it as it is.
+        let driving_until = if to_step == step::DONE {
+            None
+        } else {
+            row.driving_until
+        };
         self.db
             .run(move |conn| {
-                write_transaction(conn, |c| {
-                    if hint {
-                        store::skip_flush_wait(c)?;
-                    }
+                let apply = |c: &mut shop_kernel::db::DbConn| {
                     let now = db::now();
                     let advance = Advance {
                         to_step,
                         status: status.as_str(),
                         failure: failure.as_ref().map(|(code, d)| (*code, d.as_deref())),
+                        driving_until,
                     };
                     if !store::advance(c, &id, &from, advance, now)? {
                         return Ok::<_, OrderingError>(None);
-                    }
-                    if to_step == step::DONE {
-                        store::clear_driving(c, &id)?;
                     }
                     if let Some(event) = &event {
                         OUTBOX.publish(c, event)?;
                     }
                     Ok(Some(now))
-                })
+                };
+                // A move without an event is one statement: no transaction around it.
+                if event.is_some() {
+                    write_transaction(conn, apply)
+                } else {
+                    apply(conn)
+                }
             })
             .await
     }

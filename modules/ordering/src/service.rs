@@ -377,9 +377,7 @@ impl OrderingApi for OrderingService {
         if let Some(order) = created {
             return Ok(order);
         }
-        let (row, lines) = self
-            .drive(ctx, &id, Driver::Request, Some(written))
-            .await?;
+        let (row, lines) = self.drive(ctx, &id, Driver::Request, Some(written)).await?;
         self.reschedule(&row).await?;
         self.answer(&row, &lines)
     }
@@ -438,15 +436,16 @@ impl OrderingApi for OrderingService {
                         };
                         match (row.status.as_str(), row.step.as_str()) {
                             ("confirmed", step::DONE) => {
+                                let until = now
+                                    + chrono::Duration::from_std(lease)
+                                        .unwrap_or(chrono::Duration::MAX);
                                 let advance = store::Advance {
                                     to_step: step::CANCEL,
                                     status: OrderStatus::Confirmed.as_str(),
                                     failure: None,
+                                    driving_until: Some(until),
                                 };
                                 store::advance(c, &id, step::DONE, advance, now)?;
-                                let until = now
-                                    + chrono::Duration::from_std(lease)
-                                        .unwrap_or(chrono::Duration::MAX);
                                 store::set_lease(c, &id, until, Some(until))?;
                                 Ok(())
                             }

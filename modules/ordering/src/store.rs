@@ -200,6 +200,8 @@ pub struct Advance<'a> {
     pub to_step: &'a str,
     pub status: &'a str,
     pub failure: Option<(&'a str, Option<&'a str>)>,
+    /// Until when a request drives the order afterwards (`None`: none does).
+    pub driving_until: Option<NaiveDateTime>,
 }
 
 /// Moves an order from `from_step` on; false when it is no longer at `from_step` (another driver moved it).
@@ -221,6 +223,7 @@ pub fn advance(
                 o::status.eq(to.status),
                 o::failure.eq(code),
                 o::failure_detail.eq(detail),
+                o::driving_until.eq(to.driving_until),
                 o::updated_at.eq(now),
             ))
             .execute(conn)?,
@@ -228,29 +231,12 @@ pub fn advance(
             .set((
                 o::step.eq(to.to_step),
                 o::status.eq(to.status),
+                o::driving_until.eq(to.driving_until),
                 o::updated_at.eq(now),
             ))
             .execute(conn)?,
     };
     Ok(changed == 1)
-}
-
-/// Lets the current transaction commit without waiting for its log flush (PostgreSQL's
-/// `synchronous_commit = off`, for this transaction only): it is durable a moment later, or lost with a
-/// database crash, never half-applied. SQLite: no change.
-pub fn skip_flush_wait(conn: &mut DbConn) -> QueryResult<()> {
-    if let DbConn::Pg(_) = conn {
-        diesel::sql_query("SET LOCAL synchronous_commit TO OFF").execute(conn)?;
-    }
-    Ok(())
-}
-
-/// Ends a request's hold on the order.
-pub fn clear_driving(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
-    use ordering_orders::dsl as o;
-    diesel::update(o::ordering_orders.filter(o::id.eq(id)))
-        .set(o::driving_until.eq(None::<NaiveDateTime>))
-        .execute(conn)
 }
 
 /// Sets when the order is next due for the recovery task, and until when a request drives it (`None`:

@@ -248,9 +248,8 @@ impl PaymentsApi for PaymentsService {
                     )?;
                     if !first {
                         store::lock_payment(c, &order)?;
-                        let row = store::payment(c, &order)?.ok_or_else(|| {
-                            PaymentsError::Internal("payment vanished".into())
-                        })?;
+                        let row = store::payment(c, &order)?
+                            .ok_or_else(|| PaymentsError::Internal("payment vanished".into()))?;
                         return Ok(service.repeated_charge(c, order_id, &user, &amount, &row));
                     }
                     // No wallet, or too little in it: either way nothing is taken.
