@@ -310,6 +310,17 @@ async fn malformed_orders_are_422_naming_the_line() {
     place(&app, &token, json!({ "lines": "x" }), None)
         .await
         .assert_problem(422, "validation_failed");
+    let malformed = app
+        .http
+        .post(format!("{}/api/v1/orders", app.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"lines\": [")
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or_default();
+    assert_eq!(malformed, 400);
     place(&app, &token, json!({ "lines": [line(&mug, 1)] }), Some(""))
         .await
         .assert_problem(422, "validation_failed");

@@ -14,8 +14,11 @@ use shop_inventory::{
     Adjustment, InventoryApi, InventoryClient, InventoryError, ReservationLine, ReservationStatus,
     SetStock,
 };
-use shop_kernel::events::FailingQuery;
-use shop_kernel::{Money, Role};
+use shop_kernel::events::{Event, FailingQuery};
+use shop_kernel::{Money, RequestContext, Role};
+use shop_notifications::{
+    NotificationQuery, NotificationsApi, NotificationsClient, NotificationsError,
+};
 use shop_ordering::{
     NewOrder, NewOrderLine, OrderQuery, OrderStatus, OrderingApi, OrderingClient, OrderingError,
 };
@@ -31,6 +34,7 @@ struct Apis {
     inventory: Arc<dyn InventoryApi>,
     payments: Arc<dyn PaymentsApi>,
     ordering: Arc<dyn OrderingApi>,
+    notifications: Arc<dyn NotificationsApi>,
 }
 
 #[derive(Clone, Copy)]
@@ -64,6 +68,9 @@ impl Apis {
                     ordering: m
                         .get::<dyn OrderingApi>()
                         .unwrap_or_else(|| panic!("no ordering")),
+                    notifications: m
+                        .get::<dyn NotificationsApi>()
+                        .unwrap_or_else(|| panic!("no notifications")),
                 }
             }
             Transport::Http => Apis {
@@ -72,6 +79,7 @@ impl Apis {
                 inventory: Arc::new(InventoryClient::new(app.rpc())),
                 payments: Arc::new(PaymentsClient::new(app.rpc())),
                 ordering: Arc::new(OrderingClient::new(app.rpc())),
+                notifications: Arc::new(NotificationsClient::new(app.rpc())),
             },
         }
     }
@@ -902,4 +910,101 @@ on_both_transports!(
     &[],
     ordering_contract_in_process,
     ordering_contract_over_http
+);
+
+async fn notifications_contract(apis: &Apis, c: &Callers) -> TestResult {
+    let api = &apis.notifications;
+    let customer = c.customer.user().map(|u| u.id).ok_or("no customer")?;
+    let welcome: Event = serde_json::from_value(serde_json::json!({
+        "id": Uuid::now_v7(),
+        "type": "identity.user_registered",
+        "version": 1,
+        "occurred_at": "2026-11-26T12:00:00Z",
+        "payload": {
+            "user_id": customer,
+            "email": "contract-customer@shop.test",
+            "display_name": "Contract Tester",
+        },
+    }))?;
+    let as_identity = RequestContext::default().as_module("identity");
+    assert_eq!(
+        api.handle_event(&c.customer, welcome.clone()).await,
+        Err(NotificationsError::Forbidden)
+    );
+    assert_eq!(
+        api.handle_event(
+            &RequestContext::default().as_module("payments"),
+            welcome.clone()
+        )
+        .await,
+        Err(NotificationsError::Forbidden),
+        "payments publishes nothing notifications takes"
+    );
+    assert!(
+        api.handle_event(&as_identity, welcome.clone())
+            .await?
+            .applied
+    );
+    assert!(
+        !api.handle_event(&as_identity, welcome.clone())
+            .await?
+            .applied,
+        "a redelivery changes nothing"
+    );
+    let mut unknown = welcome.clone();
+    unknown.id = Uuid::now_v7();
+    unknown.event_type = "identity.user_renamed".into();
+    assert!(!api.handle_event(&as_identity, unknown).await?.applied);
+    let mut garbled = welcome.clone();
+    garbled.id = Uuid::now_v7();
+    garbled.payload = serde_json::json!({ "user_id": 7 });
+    assert!(matches!(
+        api.handle_event(&as_identity, garbled).await,
+        Err(NotificationsError::Validation(_))
+    ));
+
+    let page = api
+        .list_notifications(&c.customer, NotificationQuery::default())
+        .await?;
+    let ours: Vec<_> = page
+        .items
+        .iter()
+        .filter(|n| n.subject == "Welcome to the shop, Contract Tester")
+        .collect();
+    assert_eq!(ours.len(), 1, "{page:?}");
+    assert_eq!(ours[0].sent_at, None, "no SMTP configured");
+    assert_eq!(
+        api.list_notifications(&c.anonymous, NotificationQuery::default())
+            .await,
+        Err(NotificationsError::Unauthenticated)
+    );
+    assert!(matches!(
+        api.list_notifications(
+            &c.customer,
+            NotificationQuery {
+                limit: Some(0),
+                cursor: None
+            }
+        )
+        .await,
+        Err(NotificationsError::Validation(_))
+    ));
+    let admins = api
+        .list_notifications(&c.admin, NotificationQuery::default())
+        .await?;
+    assert!(
+        admins
+            .items
+            .iter()
+            .all(|n| n.subject != "Welcome to the shop, Contract Tester"),
+        "each user sees only their own messages"
+    );
+    Ok(())
+}
+
+on_both_transports!(
+    notifications_contract,
+    &[],
+    notifications_contract_in_process,
+    notifications_contract_over_http
 );
