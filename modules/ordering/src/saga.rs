@@ -100,7 +100,14 @@ impl OrderingService {
                         })
                         .collect();
                     match self.inventory.reserve(&ctx, order_id, wanted).await {
-                        Ok(r) if r.status == ReservationStatus::Held => {
+                        // Committed: an earlier driver got further than the record says; the next steps
+                        // answer what they did then.
+                        Ok(r)
+                            if matches!(
+                                r.status,
+                                ReservationStatus::Held | ReservationStatus::Committed
+                            ) =>
+                        {
                             self.crash_point(step::RESERVE);
                             Next::Advance(step::CHARGE, OrderStatus::Pending, None)
                         }
