@@ -225,7 +225,7 @@ async fn while_a_subscriber_is_down_its_deliveries_are_listed_counted_and_resubm
         .await
         .assert_problem(404, "event_not_found");
     let mut backlog = None;
-    for _ in 0..70 {
+    for _ in 0..150 {
         backlog = metric(
             &gateway,
             "shop_outbox_undelivered_events{module=\"identity\"}",
