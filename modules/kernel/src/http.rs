@@ -497,3 +497,72 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, HttpProblem>
         }),
     }
 }
+
+/// The two admin routes over a publishing module's outbox, written once for every publisher: a module
+/// `event_admin` with `list` (its contract's `failing_events`) and `resubmit` (`resubmit_event`), to register
+/// in its `public_routes`. Paths, operation ids and docs are the module's own.
+#[macro_export]
+macro_rules! event_admin_routes {
+    (
+        contract: $contract:path,
+        tag: $tag:literal,
+        list: ($list_id:literal, $list_path:literal, $list_doc:literal),
+        resubmit: ($resubmit_id:literal, $resubmit_path:literal, $resubmit_doc:literal) $(,)?
+    ) => {
+        /// The admin routes over this module's outbox: failing deliveries, and resubmitting one.
+        pub mod event_admin {
+            use $crate::__private::actix_web::{HttpResponse, get, post, web};
+            use $crate::events::{FailingQuery, PendingEvent};
+            use $crate::http::{HttpProblem, PublicContext};
+            use $crate::{Page, Problem};
+
+            #[doc = $list_doc]
+            #[utoipa::path(
+                tag = $tag,
+                operation_id = $list_id,
+                params(FailingQuery),
+                security(("bearer" = [])),
+                responses(
+                    (status = 200, description = "A page of failing events", body = Page<PendingEvent>),
+                    (status = 400, description = "Malformed query string", body = Problem, content_type = "application/problem+json"),
+                    (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+                    (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+                    (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
+                )
+            )]
+            #[get($list_path)]
+            pub async fn list(
+                ctx: PublicContext,
+                api: web::Data<dyn $contract>,
+                query: web::Query<FailingQuery>,
+            ) -> Result<HttpResponse, HttpProblem> {
+                let page = api.failing_events(&ctx.0, query.into_inner()).await?;
+                Ok(HttpResponse::Ok().json(page))
+            }
+
+            #[doc = $resubmit_doc]
+            #[utoipa::path(
+                tag = $tag,
+                operation_id = $resubmit_id,
+                params(("id" = uuid::Uuid, Path, description = "The event id")),
+                security(("bearer" = [])),
+                responses(
+                    (status = 200, description = "The event, due now", body = PendingEvent),
+                    (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+                    (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+                    (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+                    (status = 404, description = "`event_not_found`: no undelivered event has this id", body = Problem, content_type = "application/problem+json"),
+                )
+            )]
+            #[post($resubmit_path)]
+            pub async fn resubmit(
+                ctx: PublicContext,
+                api: web::Data<dyn $contract>,
+                id: web::Path<uuid::Uuid>,
+            ) -> Result<HttpResponse, HttpProblem> {
+                let event = api.resubmit_event(&ctx.0, id.into_inner()).await?;
+                Ok(HttpResponse::Ok().json(event))
+            }
+        }
+    };
+}

@@ -2,12 +2,10 @@
 //! call the trait and map the result.
 
 use actix_web::{HttpResponse, get, post, web};
-use shop_kernel::events::{FailingQuery, PendingEvent};
+use shop_kernel::Problem;
 use shop_kernel::http::{HttpProblem, PublicContext, created};
 use shop_kernel::jwks::Jwks;
-use shop_kernel::{Page, Problem};
 use utoipa_actix_web::service_config::ServiceConfig;
-use uuid::Uuid;
 
 use crate::api::{AccessToken, Credentials, IdentityApi, NewUser, User};
 
@@ -117,52 +115,19 @@ async fn get_jwks(ctx: PublicContext, api: Api) -> Result<HttpResponse, HttpProb
         .json(jwks))
 }
 
-/// Identity's events whose delivery keeps failing (admin), oldest first.
-#[utoipa::path(
-    tag = "identity",
-    operation_id = "list_failing_identity_events",
-    params(FailingQuery),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "A page of failing events", body = Page<PendingEvent>),
-        (status = 400, description = "Malformed query string", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[get("/api/v1/admin/events/identity/failing")]
-async fn list_failing_identity_events(
-    ctx: PublicContext,
-    api: Api,
-    query: web::Query<FailingQuery>,
-) -> Result<HttpResponse, HttpProblem> {
-    let page = api.failing_events(&ctx.0, query.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(page))
-}
-
-/// Makes an undelivered identity event due again now (admin).
-#[utoipa::path(
-    tag = "identity",
-    operation_id = "resubmit_identity_event",
-    params(("id" = Uuid, Path, description = "The event id")),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The event, due now", body = PendingEvent),
-        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`event_not_found`: no undelivered event has this id", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[post("/api/v1/admin/events/identity/{id}/resubmit")]
-async fn resubmit_identity_event(
-    ctx: PublicContext,
-    api: Api,
-    id: web::Path<Uuid>,
-) -> Result<HttpResponse, HttpProblem> {
-    let event = api.resubmit_event(&ctx.0, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(event))
+shop_kernel::event_admin_routes! {
+    contract: crate::api::IdentityApi,
+    tag: "identity",
+    list: (
+        "list_failing_identity_events",
+        "/api/v1/admin/events/identity/failing",
+        "Identity's events whose delivery keeps failing (admin), oldest first."
+    ),
+    resubmit: (
+        "resubmit_identity_event",
+        "/api/v1/admin/events/identity/{id}/resubmit",
+        "Makes an undelivered identity event due again now (admin)."
+    ),
 }
 
 /// Registers the public routes (needs `web::Data<dyn IdentityApi>` in app data).
@@ -172,8 +137,8 @@ pub fn public_routes(cfg: &mut ServiceConfig) {
         .service(get_current_user)
         .service(get_user)
         .service(get_jwks)
-        .service(list_failing_identity_events)
-        .service(resubmit_identity_event);
+        .service(event_admin::list)
+        .service(event_admin::resubmit);
 }
 
 pub use crate::api::internal_routes;

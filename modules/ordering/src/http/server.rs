@@ -2,7 +2,6 @@
 //! call the trait and map the result.
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use shop_kernel::events::{FailingQuery, PendingEvent};
 use shop_kernel::http::{HttpProblem, PublicContext, accepted, created};
 use shop_kernel::{Page, Problem};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -122,52 +121,19 @@ async fn cancel_order(
     Ok(HttpResponse::Ok().json(order))
 }
 
-/// Ordering's events whose delivery keeps failing (admin), oldest first.
-#[utoipa::path(
-    tag = "ordering",
-    operation_id = "list_failing_ordering_events",
-    params(FailingQuery),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "A page of failing events", body = Page<PendingEvent>),
-        (status = 400, description = "Malformed query string", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[get("/api/v1/admin/events/ordering/failing")]
-async fn list_failing_ordering_events(
-    ctx: PublicContext,
-    api: Api,
-    query: web::Query<FailingQuery>,
-) -> Result<HttpResponse, HttpProblem> {
-    let page = api.failing_events(&ctx.0, query.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(page))
-}
-
-/// Makes an undelivered ordering event due again now (admin).
-#[utoipa::path(
-    tag = "ordering",
-    operation_id = "resubmit_ordering_event",
-    params(("id" = Uuid, Path, description = "The event id")),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The event, due now", body = PendingEvent),
-        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`event_not_found`: no undelivered event has this id", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[post("/api/v1/admin/events/ordering/{id}/resubmit")]
-async fn resubmit_ordering_event(
-    ctx: PublicContext,
-    api: Api,
-    id: web::Path<Uuid>,
-) -> Result<HttpResponse, HttpProblem> {
-    let event = api.resubmit_event(&ctx.0, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(event))
+shop_kernel::event_admin_routes! {
+    contract: crate::api::OrderingApi,
+    tag: "ordering",
+    list: (
+        "list_failing_ordering_events",
+        "/api/v1/admin/events/ordering/failing",
+        "Ordering's events whose delivery keeps failing (admin), oldest first."
+    ),
+    resubmit: (
+        "resubmit_ordering_event",
+        "/api/v1/admin/events/ordering/{id}/resubmit",
+        "Makes an undelivered ordering event due again now (admin)."
+    ),
 }
 
 /// Registers the public routes (needs `web::Data<dyn OrderingApi>` in app data).
@@ -176,8 +142,8 @@ pub fn public_routes(cfg: &mut ServiceConfig) {
         .service(list_orders)
         .service(get_order)
         .service(cancel_order)
-        .service(list_failing_ordering_events)
-        .service(resubmit_ordering_event);
+        .service(event_admin::list)
+        .service(event_admin::resubmit);
 }
 
 pub use crate::api::internal_routes;
