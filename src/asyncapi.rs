@@ -17,21 +17,11 @@ pub const ASYNCAPI_VERSION: &str = "3.0.0";
 /// The suffix of an AsyncAPI document's file name (`<module>.asyncapi.json`).
 pub const FILE_SUFFIX: &str = ".asyncapi.json";
 
-/// Which modules subscribe to which event types. Only notifications subscribes today; its contract crate
-/// owns the list, so the relay and this document cannot disagree about it.
-const SUBSCRIPTIONS: &[(&str, &[&str])] = &[(
-    shop_notifications::MODULE,
-    shop_notifications::SUBSCRIBES_TO,
-)];
-
-/// The modules of the table that subscribe to `event_type`, in table order.
+/// The modules of the table that subscribe to `event_type`, in table order (each module's `subscribes_to`,
+/// which is its contract's list: the relay and this document cannot disagree about it).
 pub fn subscribers(event_type: &str) -> Vec<&'static str> {
     ALL.iter()
-        .filter(|def| {
-            SUBSCRIPTIONS
-                .iter()
-                .any(|(module, types)| *module == def.name && types.contains(&event_type))
-        })
+        .filter(|def| def.subscribes_to.contains(&event_type))
         .map(|def| def.name)
         .collect()
 }
@@ -367,9 +357,9 @@ mod tests {
 
     #[test]
     fn subscriptions_name_modules_of_the_table_and_events_someone_publishes() {
-        for (module, types) in SUBSCRIPTIONS {
-            assert!(crate::modules::find(module).is_some(), "{module}");
-            for t in *types {
+        for def in ALL {
+            let module = &def.name;
+            for t in def.subscribes_to {
                 assert!(
                     ALL.iter().any(|d| d.events.iter().any(|e| e.name == *t)),
                     "{module} subscribes to {t}, which no module publishes"

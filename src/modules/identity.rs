@@ -25,6 +25,7 @@ pub const DEF: ModuleDef = ModuleDef {
     app_data,
     events: shop_identity::EVENTS,
     outbox_table: Some(shop_identity::OUTBOX_TABLE),
+    subscribes_to: &[],
     event_handler: super::no_event_handler,
 };
 

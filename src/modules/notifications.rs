@@ -29,6 +29,7 @@ pub const DEF: ModuleDef = ModuleDef {
     app_data,
     events: &[],
     outbox_table: None,
+    subscribes_to: shop_notifications::SUBSCRIBES_TO,
     event_handler,
 };
 

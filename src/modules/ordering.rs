@@ -26,6 +26,7 @@ pub const DEF: ModuleDef = ModuleDef {
     app_data,
     events: shop_ordering::EVENTS,
     outbox_table: Some(shop_ordering::OUTBOX_TABLE),
+    subscribes_to: &[],
     event_handler: super::no_event_handler,
 };
 

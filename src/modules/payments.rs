@@ -25,6 +25,7 @@ pub const DEF: ModuleDef = ModuleDef {
     app_data,
     events: &[],
     outbox_table: None,
+    subscribes_to: &[],
     event_handler: super::no_event_handler,
 };
 

@@ -110,10 +110,19 @@ impl NotificationsService {
             })
             .await?;
         let mut sent = 0;
-        for message in due {
-            // A send begun now could outlast the lease and race another mailer's claim of the message:
-            // leave the rest of the batch, due again when its lease ends.
+        let mut due = due.into_iter();
+        while let Some(message) = due.next() {
+            // A send begun now could outlast the lease and race another mailer's claim of the message: hand
+            // the rest of the batch back, due at once (not sent yet, so no mailer can be sending them).
             if claimed_at.elapsed() + TIMEOUT * 2 > LEASE {
+                let rest: Vec<String> = std::iter::once(message.id)
+                    .chain(due.map(|m| m.id))
+                    .collect();
+                self.db
+                    .run(move |conn| {
+                        store::release(conn, &rest, db::now()).map_err(NotificationsError::from)
+                    })
+                    .await?;
                 break;
             }
             let outcome = mailer.send(&message).await;

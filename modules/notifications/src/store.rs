@@ -215,6 +215,18 @@ pub fn mark_failed(
     .execute(conn)
 }
 
+/// Hands claimed, unsent messages back, due at `now` (no attempt counted).
+pub fn release(conn: &mut DbConn, ids: &[String], now: NaiveDateTime) -> QueryResult<usize> {
+    use notifications_messages::dsl as n;
+    diesel::update(
+        n::notifications_messages
+            .filter(n::id.eq_any(ids))
+            .filter(n::sent_at.is_null()),
+    )
+    .set(n::next_attempt_at.eq(Some(now)))
+    .execute(conn)
+}
+
 /// Everything the mailer keeps about a message: (attempts, next_attempt_at, sent_at, last_error).
 #[cfg(test)]
 pub type DeliveryState = (
