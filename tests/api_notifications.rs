@@ -29,14 +29,7 @@ async fn buy_and_cancel(app: &TestApp, email: &str) -> (String, String) {
         StatusCode::OK
     );
     let (user, token) = app.customer(email).await;
-    let r = app
-        .post(
-            &format!("/api/v1/wallets/{user}/credits"),
-            Some(&admin),
-            json!({ "amount_minor": 1000, "reason": "test" }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    app.fund(&admin, &user, 1000).await;
     let order = app
         .post(
             "/api/v1/orders",

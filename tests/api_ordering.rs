@@ -8,18 +8,6 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Credits `amount` to `user`'s wallet as `admin`.
-async fn fund(app: &TestApp, admin: &str, user: &str, amount: i64) {
-    let r = app
-        .post(
-            &format!("/api/v1/wallets/{user}/credits"),
-            Some(admin),
-            json!({ "amount_minor": amount, "reason": "test funds" }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-}
-
 /// Places an order, with an `Idempotency-Key` when given.
 async fn place(app: &TestApp, token: &str, body: Value, key: Option<&str>) -> Reply {
     let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
@@ -63,7 +51,7 @@ async fn an_order_is_priced_by_the_catalog_paid_and_its_stock_taken_then_cancell
     let mug = stocked(&app, &admin, "MUG-1", 1250, 10).await;
     let tea = stocked(&app, &admin, "TEA-1", 400, 5).await;
     let (ada, ada_token) = app.customer("ada@example.com").await;
-    fund(&app, &admin, &ada, 10_000).await;
+    app.fund(&admin, &ada, 10_000).await;
 
     // A client price is ignored: the catalog's counts.
     let body = json!({ "lines": [
@@ -199,7 +187,7 @@ async fn refused_orders_hold_nothing_and_charge_nothing() {
     let mug = stocked(&app, &admin, "MUG-2", 1000, 3).await;
     let tea = stocked(&app, &admin, "TEA-2", 100, 100).await;
     let (ada, ada_token) = app.customer("ada@example.com").await;
-    fund(&app, &admin, &ada, 2500).await;
+    app.fund(&admin, &ada, 2500).await;
 
     // Not enough units: 409 naming the SKU; nothing taken from either product or the wallet.
     let r = place(
@@ -343,7 +331,7 @@ async fn an_idempotency_key_answers_the_same_order_and_charges_once() {
     let admin = app.admin_token().await;
     let mug = stocked(&app, &admin, "MUG-4", 100, 1000).await;
     let (ada, token) = app.customer("ada@example.com").await;
-    fund(&app, &admin, &ada, 100_000).await;
+    app.fund(&admin, &ada, 100_000).await;
     let body = json!({ "lines": [{ "product_id": mug, "quantity": 2 }] });
 
     let first = place(&app, &token, body.clone(), Some("order-1")).await;
@@ -365,7 +353,7 @@ async fn an_idempotency_key_answers_the_same_order_and_charges_once() {
 
     // Another user's key is theirs alone.
     let (bob, bob_token) = app.customer("bob@example.com").await;
-    fund(&app, &admin, &bob, 1000).await;
+    app.fund(&admin, &bob, 1000).await;
     let bobs = place(&app, &bob_token, body.clone(), Some("order-1")).await;
     assert_eq!(bobs.status, StatusCode::CREATED);
     assert_ne!(bobs.body["id"], first.body["id"]);
@@ -413,7 +401,7 @@ async fn two_hundred_buyers_for_ten_units_make_ten_orders_and_nothing_else() {
     let mut buyers = Vec::new();
     for i in 0..200 {
         let (id, token) = app.customer(&format!("buyer{i}@example.com")).await;
-        fund(&app, &admin, &id, 1000).await;
+        app.fund(&admin, &id, 1000).await;
         buyers.push(token);
     }
     let body = json!({ "lines": [{ "product_id": mug, "quantity": 1 }] });

@@ -137,6 +137,17 @@ impl Checkout {
         checkout
     }
 
+    /// A product `sku` with 10 units at 3.00, and a buyer with 10.00 in the wallet: (product, token).
+    async fn buyer(&self, sku: &str) -> (Value, String) {
+        let g = &self.gateway;
+        let admin = g.admin_token().await;
+        let product = g.product(&admin, sku, "Down", 300).await;
+        g.set_stock(&admin, sku, 10).await;
+        let (user, token) = g.customer("ada@example.com").await;
+        g.fund(&admin, &user, 1000).await;
+        (product, token)
+    }
+
     async fn start_payments(&mut self) {
         self.payments = Some(spawn_vars(self.payments_vars.clone()).await);
     }
@@ -167,19 +178,7 @@ async fn order_status(app: &TestApp, token: &str, id: &str, want: &str, secs: u6
 async fn with_payments_down_an_order_waits_holding_its_stock_and_is_confirmed_when_payments_returns()
  {
     let mut c = Checkout::start(&[]).await;
-    let g = &c.gateway;
-    let admin = g.admin_token().await;
-    let product = g.product(&admin, "DOWN-1", "Down", 300).await;
-    g.set_stock(&admin, "DOWN-1", 10).await;
-    let (user, token) = g.customer("ada@example.com").await;
-    let credit = g
-        .post(
-            &format!("/api/v1/wallets/{user}/credits"),
-            Some(&admin),
-            json!({ "amount_minor": 1000, "reason": "test" }),
-        )
-        .await;
-    assert_eq!(credit.status, StatusCode::CREATED);
+    let (product, token) = c.buyer("DOWN-1").await;
 
     c.stop_payments().await;
     let g = &c.gateway;
@@ -215,19 +214,7 @@ async fn with_payments_down_an_order_waits_holding_its_stock_and_is_confirmed_wh
 #[tokio::test]
 async fn with_payments_down_past_the_give_up_time_an_order_is_compensated_and_never_charged() {
     let mut c = Checkout::start(&[("SHOP_ORDER_GIVE_UP_SECS", "1")]).await;
-    let g = &c.gateway;
-    let admin = g.admin_token().await;
-    let product = g.product(&admin, "DOWN-2", "Down", 300).await;
-    g.set_stock(&admin, "DOWN-2", 10).await;
-    let (user, token) = g.customer("ada@example.com").await;
-    let credit = g
-        .post(
-            &format!("/api/v1/wallets/{user}/credits"),
-            Some(&admin),
-            json!({ "amount_minor": 1000, "reason": "test" }),
-        )
-        .await;
-    assert_eq!(credit.status, StatusCode::CREATED);
+    let (product, token) = c.buyer("DOWN-2").await;
     c.stop_payments().await;
     let g = &c.gateway;
     let pending = place(g, &token, &product, None).await;

@@ -2,9 +2,6 @@
 
 use shop_identity::{IdentityApi, IdentityClient, Observed};
 
-use diesel_migrations::EmbeddedMigrations;
-use shop_kernel::db::Backend;
-
 use super::{Api, Local, ModuleDef};
 use crate::app::StartupError;
 
@@ -29,22 +26,11 @@ pub const DEF: ModuleDef = ModuleDef {
     event_handler: super::no_event_handler,
 };
 
-#[cfg(feature = "identity")]
-fn migrations(backend: Backend) -> Option<EmbeddedMigrations> {
-    const SQLITE: EmbeddedMigrations =
-        diesel_migrations::embed_migrations!("migrations/identity/sqlite");
-    const POSTGRES: EmbeddedMigrations =
-        diesel_migrations::embed_migrations!("migrations/identity/postgres");
-    Some(match backend {
-        Backend::Sqlite => SQLITE,
-        Backend::Postgres => POSTGRES,
-    })
-}
-
-#[cfg(not(feature = "identity"))]
-fn migrations(_: Backend) -> Option<EmbeddedMigrations> {
-    None
-}
+crate::module_migrations!(
+    "identity",
+    "migrations/identity/sqlite",
+    "migrations/identity/postgres"
+);
 
 #[cfg(feature = "identity")]
 fn local(local: &Local<'_>) -> Result<Api, StartupError> {

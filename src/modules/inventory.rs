@@ -2,9 +2,6 @@
 
 use shop_inventory::{InventoryApi, InventoryClient, Observed};
 
-use diesel_migrations::EmbeddedMigrations;
-use shop_kernel::db::Backend;
-
 use super::{Api, Local, ModuleDef};
 use crate::app::StartupError;
 
@@ -29,22 +26,11 @@ pub const DEF: ModuleDef = ModuleDef {
     event_handler: super::no_event_handler,
 };
 
-#[cfg(feature = "inventory")]
-fn migrations(backend: Backend) -> Option<EmbeddedMigrations> {
-    const SQLITE: EmbeddedMigrations =
-        diesel_migrations::embed_migrations!("migrations/inventory/sqlite");
-    const POSTGRES: EmbeddedMigrations =
-        diesel_migrations::embed_migrations!("migrations/inventory/postgres");
-    Some(match backend {
-        Backend::Sqlite => SQLITE,
-        Backend::Postgres => POSTGRES,
-    })
-}
-
-#[cfg(not(feature = "inventory"))]
-fn migrations(_: Backend) -> Option<EmbeddedMigrations> {
-    None
-}
+crate::module_migrations!(
+    "inventory",
+    "migrations/inventory/sqlite",
+    "migrations/inventory/postgres"
+);
 
 #[cfg(feature = "inventory")]
 fn local(local: &Local<'_>) -> Result<Api, StartupError> {

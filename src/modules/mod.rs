@@ -135,6 +135,34 @@ pub fn find(name: &str) -> Option<&'static ModuleDef> {
     ALL.iter().copied().find(|m| m.name == name)
 }
 
+/// A module's `migrations` function of [`ModuleDef`]: its embedded SQLite and PostgreSQL histories when its
+/// cargo feature is on, `None` otherwise (`embed_migrations!` wants literal paths, hence a macro).
+#[macro_export]
+macro_rules! module_migrations {
+    ($feature:literal, $sqlite:literal, $postgres:literal) => {
+        #[cfg(feature = $feature)]
+        fn migrations(
+            backend: shop_kernel::db::Backend,
+        ) -> Option<diesel_migrations::EmbeddedMigrations> {
+            const SQLITE: diesel_migrations::EmbeddedMigrations =
+                diesel_migrations::embed_migrations!($sqlite);
+            const POSTGRES: diesel_migrations::EmbeddedMigrations =
+                diesel_migrations::embed_migrations!($postgres);
+            Some(match backend {
+                shop_kernel::db::Backend::Sqlite => SQLITE,
+                shop_kernel::db::Backend::Postgres => POSTGRES,
+            })
+        }
+
+        #[cfg(not(feature = $feature))]
+        fn migrations(
+            _: shop_kernel::db::Backend,
+        ) -> Option<diesel_migrations::EmbeddedMigrations> {
+            None
+        }
+    };
+}
+
 /// The per-module functions of [`ModuleDef`] that only differ by the contract's types.
 #[macro_export]
 macro_rules! module_glue {

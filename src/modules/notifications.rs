@@ -5,8 +5,6 @@ use std::sync::Arc;
 
 use shop_notifications::{NotificationsApi, NotificationsClient, Observed};
 
-use diesel_migrations::EmbeddedMigrations;
-use shop_kernel::db::Backend;
 use shop_kernel::events::EventHandler;
 
 use super::{Api, Local, ModuleDef};
@@ -39,22 +37,11 @@ fn event_handler(api: &Api) -> Option<Arc<dyn EventHandler>> {
     Some(Arc::new(shop_notifications::NotificationsEvents(typed)))
 }
 
-#[cfg(feature = "notifications")]
-fn migrations(backend: Backend) -> Option<EmbeddedMigrations> {
-    const SQLITE: EmbeddedMigrations =
-        diesel_migrations::embed_migrations!("migrations/notifications/sqlite");
-    const POSTGRES: EmbeddedMigrations =
-        diesel_migrations::embed_migrations!("migrations/notifications/postgres");
-    Some(match backend {
-        Backend::Sqlite => SQLITE,
-        Backend::Postgres => POSTGRES,
-    })
-}
-
-#[cfg(not(feature = "notifications"))]
-fn migrations(_: Backend) -> Option<EmbeddedMigrations> {
-    None
-}
+crate::module_migrations!(
+    "notifications",
+    "migrations/notifications/sqlite",
+    "migrations/notifications/postgres"
+);
 
 #[cfg(feature = "notifications")]
 fn local(local: &Local<'_>) -> Result<Api, StartupError> {

@@ -3,9 +3,6 @@
 
 use shop_ordering::{Observed, OrderingApi, OrderingClient};
 
-use diesel_migrations::EmbeddedMigrations;
-use shop_kernel::db::Backend;
-
 use super::{Api, Local, ModuleDef};
 use crate::app::StartupError;
 
@@ -30,22 +27,11 @@ pub const DEF: ModuleDef = ModuleDef {
     event_handler: super::no_event_handler,
 };
 
-#[cfg(feature = "ordering")]
-fn migrations(backend: Backend) -> Option<EmbeddedMigrations> {
-    const SQLITE: EmbeddedMigrations =
-        diesel_migrations::embed_migrations!("migrations/ordering/sqlite");
-    const POSTGRES: EmbeddedMigrations =
-        diesel_migrations::embed_migrations!("migrations/ordering/postgres");
-    Some(match backend {
-        Backend::Sqlite => SQLITE,
-        Backend::Postgres => POSTGRES,
-    })
-}
-
-#[cfg(not(feature = "ordering"))]
-fn migrations(_: Backend) -> Option<EmbeddedMigrations> {
-    None
-}
+crate::module_migrations!(
+    "ordering",
+    "migrations/ordering/sqlite",
+    "migrations/ordering/postgres"
+);
 
 #[cfg(feature = "ordering")]
 fn local(local: &Local<'_>) -> Result<Api, StartupError> {

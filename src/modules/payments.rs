@@ -2,9 +2,6 @@
 
 use shop_payments::{Observed, PaymentsApi, PaymentsClient};
 
-use diesel_migrations::EmbeddedMigrations;
-use shop_kernel::db::Backend;
-
 use super::{Api, Local, ModuleDef};
 use crate::app::StartupError;
 
@@ -29,22 +26,11 @@ pub const DEF: ModuleDef = ModuleDef {
     event_handler: super::no_event_handler,
 };
 
-#[cfg(feature = "payments")]
-fn migrations(backend: Backend) -> Option<EmbeddedMigrations> {
-    const SQLITE: EmbeddedMigrations =
-        diesel_migrations::embed_migrations!("migrations/payments/sqlite");
-    const POSTGRES: EmbeddedMigrations =
-        diesel_migrations::embed_migrations!("migrations/payments/postgres");
-    Some(match backend {
-        Backend::Sqlite => SQLITE,
-        Backend::Postgres => POSTGRES,
-    })
-}
-
-#[cfg(not(feature = "payments"))]
-fn migrations(_: Backend) -> Option<EmbeddedMigrations> {
-    None
-}
+crate::module_migrations!(
+    "payments",
+    "migrations/payments/sqlite",
+    "migrations/payments/postgres"
+);
 
 #[cfg(feature = "payments")]
 fn local(local: &Local<'_>) -> Result<Api, StartupError> {

@@ -425,6 +425,18 @@ impl TestApp {
         r.body
     }
 
+    /// Credits `amount` (minor units) to `user`'s wallet as `admin`.
+    pub async fn fund(&self, admin: &str, user: &str, amount: i64) {
+        let r = self
+            .post(
+                &format!("/api/v1/wallets/{user}/credits"),
+                Some(admin),
+                json!({ "amount_minor": amount, "reason": "test funds" }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "credit failed: {}", r.body);
+    }
+
     /// `PUT /api/v1/inventory/{sku}` with `{on_hand}`.
     pub async fn set_stock(&self, token: &str, sku: &str, on_hand: i64) -> Reply {
         let path = format!("/api/v1/inventory/{sku}");
