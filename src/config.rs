@@ -164,6 +164,9 @@ pub struct Config {
     pub trust_forwarded: bool,
     /// `SHOP_WORKERS`: HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
+    /// `SHOP_BENCH_BARE_ADDR`: benchmarks only. A listener with the same workers serving `/health/live`
+    /// through a bare actix-web app (no middleware), the yardstick of the cheapest endpoint.
+    pub bench_bare_addr: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -326,6 +329,7 @@ impl Config {
         let config = Config {
             http_addr: get("SHOP_HTTP_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into()),
             internal_addr: get("SHOP_INTERNAL_ADDR"),
+            bench_bare_addr: get("SHOP_BENCH_BARE_ADDR"),
             database_url,
             module_database_urls,
             data_dir,

@@ -400,6 +400,22 @@ where
     .instrument(span)
 }
 
+/// The benchmark's yardstick: `/health/live` answered by a bare actix-web app on the same runtime and
+/// worker count, so the cost of the shop's middleware is the difference between the two listeners.
+fn bare_server(
+    addr: &str,
+    workers: Option<usize>,
+) -> Result<actix_web::dev::Server, StartupError> {
+    let mut server = HttpServer::new(|| App::new().service(health_live))
+        .bind(addr)
+        .map_err(|e| StartupError::Other(format!("cannot listen on {addr} (SHOP_BENCH_BARE_ADDR): {e}")))?
+        .disable_signals();
+    if let Some(workers) = workers {
+        server = server.workers(workers.max(1));
+    }
+    Ok(server.run())
+}
+
 /// A started server: its address, and the future that runs it until shutdown.
 pub struct RunningServer {
     /// The bound address (useful with port 0).
@@ -543,6 +559,9 @@ async fn start_with(
     }
     if let Some(workers) = config.workers {
         server = server.workers(workers.max(1));
+    }
+    if let Some(bare) = &config.bench_bare_addr {
+        tokio::spawn(bare_server(bare, config.workers)?);
     }
     let server = server.run();
     tracing::info!(%addr, local = ?config.local_modules, remote = ?config.remote_urls.keys().collect::<Vec<_>>(), "shop is listening");

@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# How fast are the reads users feel, next to what this box can do at all?
+# Builds the binary, starts one server on PostgreSQL and one on SQLite (loopback, RUST_LOG=warn), seeds
+# products and stock in bulk (10,000, then 1,000,000), and runs wrk on: a product by random id, the first
+# page of the listing, a stock level by random SKU, a search that matches one product, /health/live, and
+# /health/live served by a bare actix-web app in the same process (SHOP_BENCH_BARE_ADDR). In the same
+# sitting, `pgbench -S -M prepared -c 8 -j 2` over TCP is the ceiling of a one-row read on this PostgreSQL.
+# It also measures cold start to ready and idle RSS. Prints one table and the ratios of docs/performance.md.
+#
+#   tests/bench/reads.sh                                  # about 6 minutes
+#   DURATION=15 tests/bench/reads.sh                      # longer runs
+#   SIZES=10000 BACKENDS=postgres tests/bench/reads.sh    # one dataset
+#   QUICK=1 tests/bench/reads.sh                          # CI smoke: 1 s per run, 1,000 products, debug build
+#
+# Needs wrk, pgbench, psql, python3 and curl, and a PostgreSQL (PG_URL) it may create databases in.
+# Everything it started or created is removed at exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if [ -n "${QUICK:-}" ]; then
+  DURATION="${DURATION:-1}"; SIZES="${SIZES:-1000}"; PROFILE="${PROFILE:-debug}"
+fi
+DURATION="${DURATION:-8}"
+SIZES="${SIZES:-10000 1000000}"
+BACKENDS="${BACKENDS:-postgres sqlite}"
+PROFILE="${PROFILE:-release}"
+PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+PG_BASE="${PG_URL%/*}"
+for tool in wrk pgbench psql python3 curl; do
+  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install wrk postgresql-client python3 curl)"; exit 1; }
+done
+if [ "$PROFILE" = release ]; then cargo build --release --quiet; else cargo build --quiet; fi
+BIN="$PWD/target/$PROFILE/shop"
+WORK="$(mktemp -d)"
+SERVER=""
+DBS=()
+SUFFIX="$$"
+cleanup() {
+  [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
+  for db in "${DBS[@]:-}"; do
+    [ -n "$db" ] && psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+database() { # name -> URL of a fresh PostgreSQL database
+  local db="shop_bench_${1}_$SUFFIX"
+  psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+  psql "$PG_URL" -qc "CREATE DATABASE $db" >/dev/null
+  DBS+=("$db")
+  echo "$PG_BASE/$db?sslmode=disable"
+}
+
+PORT=19301
+BARE_PORT=19302
+env_common=(RUST_LOG=warn SHOP_HTTP_ADDR="127.0.0.1:$PORT" SHOP_BENCH_BARE_ADDR="127.0.0.1:$BARE_PORT"
+            SHOP_RATE_LIMIT_PER_CLIENT=0 SHOP_SERVICE_TOKEN=bench-service-token-0123456789abcdef)
+start() { # database-url
+  mkdir -p "$WORK/data"
+  (cd "$WORK" && exec env "${env_common[@]}" SHOP_DATA_DIR="$WORK/data" SHOP_DATABASE_URL="$1" "$BIN" >"$WORK/server.log" 2>&1) &
+  SERVER=$!
+  for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "the server did not become ready"; cat "$WORK/server.log"; exit 1
+}
+stop() { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
+
+# Cold start: exec to the first 200 of /health/ready, polled every millisecond; then the RSS after a
+# second of idling. `$1` is the database URL (migrations already applied: a restart, not a first run).
+cold_start() {
+  python3 - "$BIN" "$1" "$WORK/data" "$PORT" <<'PY'
+import http.client, os, subprocess, sys, time
+binary, url, data, port = sys.argv[1:5]
+env = dict(os.environ, RUST_LOG="warn", SHOP_HTTP_ADDR=f"127.0.0.1:{port}", SHOP_DATA_DIR=data,
+           SHOP_DATABASE_URL=url, SHOP_SERVICE_TOKEN="bench-service-token-0123456789abcdef")
+samples = []
+for _ in range(5):
+    started = time.perf_counter()
+    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ready = None
+    while ready is None and time.perf_counter() - started < 10:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=1)
+            conn.request("GET", "/health/ready")
+            if conn.getresponse().status == 200:
+                ready = time.perf_counter() - started
+            conn.close()
+        except OSError:
+            time.sleep(0.001)
+    time.sleep(1)
+    rss = 0
+    with open(f"/proc/{proc.pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+    proc.terminate()
+    proc.wait()
+    if ready is None:
+        sys.exit("the server did not become ready")
+    samples.append((ready * 1000, rss))
+samples.sort()
+ms, rss = samples[len(samples) // 2]
+print(f"{ms:.1f} {rss:.1f}")
+PY
+}
+
+# Bulk seed: products 00000000-0000-7000-8000-<n as 12 hex digits> with SKU-<n as 7 digits>, whose name
+# holds that number too (so a search for it matches one product at any size), and stock for each.
+NAMES="'red','blue','green','black','white','steel','oak','linen','wool','glass','stone','brass','cedar','silk','clay','iron'"
+seed_postgres() { # url from to
+  psql "${1%%\?*}" -q -v ON_ERROR_STOP=1 <<SQL
+INSERT INTO catalog_products (id, sku, name, description, price_minor, currency, active, search_text, created_at, updated_at)
+SELECT '00000000-0000-7000-8000-' || lpad(to_hex(n), 12, '0'), 'SKU-' || lpad(n::text, 7, '0'),
+       'Bench ' || (ARRAY[$NAMES])[1 + n % 16] || ' chair ' || lpad(n::text, 7, '0'),
+       'A sturdy chair made for benchmarks, in ' || (ARRAY[$NAMES])[1 + n % 16] || ', number ' || n || '.',
+       100 + n % 10000, 'EUR', true,
+       lower('Bench ' || (ARRAY[$NAMES])[1 + n % 16] || ' chair ' || lpad(n::text, 7, '0')) || ' ' || lower('SKU-' || lpad(n::text, 7, '0')),
+       now(), now()
+FROM generate_series($2, $3) AS n;
+INSERT INTO inventory_stock (sku, on_hand, reserved, updated_at)
+SELECT 'SKU-' || lpad(n::text, 7, '0'), 1000, 0, now() FROM generate_series($2, $3) AS n;
+VACUUM ANALYZE catalog_products;
+VACUUM ANALYZE inventory_stock;
+SQL
+}
+seed_sqlite() { # file from to
+  python3 - "$1" "$2" "$3" "$NAMES" <<'PY'
+import sqlite3, sys
+path, first, last, names = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+names = [n.strip("'") for n in names.split(",")]
+db = sqlite3.connect(path, timeout=30)
+db.create_function("word", 1, lambda n: names[n % 16], deterministic=True)
+db.executescript(f"""
+BEGIN;
+WITH RECURSIVE s(n) AS (SELECT {first} UNION ALL SELECT n + 1 FROM s WHERE n < {last})
+INSERT INTO catalog_products (id, sku, name, description, price_minor, currency, active, search_text, created_at, updated_at)
+SELECT printf('00000000-0000-7000-8000-%012x', n), printf('SKU-%07d', n),
+       printf('Bench %s chair %07d', word(n), n),
+       printf('A sturdy chair made for benchmarks, in %s, number %d.', word(n), n),
+       100 + n % 10000, 'EUR', 1,
+       lower(printf('Bench %s chair %07d', word(n), n)) || ' ' || lower(printf('SKU-%07d', n)),
+       datetime('now'), datetime('now')
+FROM s;
+WITH RECURSIVE s(n) AS (SELECT {first} UNION ALL SELECT n + 1 FROM s WHERE n < {last})
+INSERT INTO inventory_stock (sku, on_hand, reserved, updated_at)
+SELECT printf('SKU-%07d', n), 1000, 0, datetime('now') FROM s;
+COMMIT;
+ANALYZE;
+""")
+PY
+}
+
+ms() { # wrk latency (850.00us, 1.20ms, 2.00s) -> milliseconds
+  awk '{ v=$1; if (v ~ /us$/) { sub(/us$/,"",v); v/=1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v) } else if (v ~ /s$/) { sub(/s$/,"",v); v*=1000 } printf "%.2f", v }' <<<"$1"
+}
+TICK=$(getconf CLK_TCK)
+cpu_of() { # pids... -> CPU seconds used so far
+  local total=0 pid
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] && total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  awk -v t="$total" -v k="$TICK" 'BEGIN {printf "%.3f", t / k}'
+}
+pg_xacts() { psql "$PG_URL" -Atc "SELECT COALESCE(SUM(xact_commit + xact_rollback), 0) FROM pg_stat_database WHERE datname LIKE 'shop_bench_%_$SUFFIX'"; }
+
+cat >"$WORK/paths.lua" <<'LUA'
+-- BENCH_KIND picks the request; ids and SKUs are random among the BENCH_N seeded products.
+local kind = os.getenv("BENCH_KIND")
+local n = tonumber(os.getenv("BENCH_N"))
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_id", threads)
+end
+function init(args)
+  math.randomseed(os.time() * 1000 + (thread_id or 0))
+end
+request = function()
+  local i = math.random(n)
+  if kind == "product" then
+    return wrk.format("GET", string.format("/api/v1/products/00000000-0000-7000-8000-%012x", i))
+  elseif kind == "inventory" then
+    return wrk.format("GET", string.format("/api/v1/inventory/SKU-%07d", i))
+  elseif kind == "search" then
+    return wrk.format("GET", string.format("/api/v1/products?q=%07d", i))
+  elseif kind == "listing" then
+    return wrk.format("GET", "/api/v1/products?limit=20")
+  else
+    return wrk.format("GET", "/health/live")
+  end
+end
+LUA
+
+ROWS=()
+declare -A RPS
+# label kind size connections [port] -> one table row; RPS[label] for the ratios
+measure() {
+  local label=$1 kind=$2 n=$3 conns=$4 port="${5:-$PORT}" out rps p50 p99 requests s0 s1 p0 p1 x0=0 x1=0 per_db="" per_x=""
+  local pg_pids
+  pg_pids=$(pgrep -x postgres || true)
+  s0=$(cpu_of "$SERVER"); p0=$(cpu_of $pg_pids); [ "$BACKEND" = postgres ] && x0=$(pg_xacts)
+  out=$(BENCH_KIND=$kind BENCH_N=$n wrk -t2 -c"$conns" -d"${DURATION}s" --latency -s "$WORK/paths.lua" "http://127.0.0.1:$port")
+  s1=$(cpu_of "$SERVER"); p1=$(cpu_of $pg_pids); [ "$BACKEND" = postgres ] && x1=$(pg_xacts)
+  if grep -q "Non-2xx\|Socket errors" <<<"$out"; then echo "$label: errors"; echo "$out"; tail -20 "$WORK/server.log"; exit 1; fi
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
+  p99=$(ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
+  if [ "$BACKEND" = postgres ]; then
+    per_db=$(awk -v a="$p0" -v b="$p1" -v n="$requests" 'BEGIN {printf "%.0f", (b - a) * 1e6 / n}')
+    per_x=$(awk -v a="$x0" -v b="$x1" -v n="$requests" 'BEGIN {printf "%.2f", (b - a) / n}')
+  fi
+  RPS[$label]=$rps
+  ROWS+=("$(printf '| %-34s | %8.0f | %6s | %6s | %6s | %6s | %5s |' "$label" "$rps" "$p50" "$p99" \
+    "$(awk -v a="$s0" -v b="$s1" -v n="$requests" 'BEGIN {printf "%.0f", (b - a) * 1e6 / n}')" "${per_db:--}" "${per_x:--}")")
+  echo "${ROWS[-1]}" >&2
+}
+ratio() { awk -v a="${RPS[$1]:-0}" -v b="${RPS[$2]:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+
+# The ceiling: pgbench's select-only script over TCP with prepared statements, in the same sitting.
+echo "pgbench -S ceiling..." >&2
+PGB_URL="$(database pgbench)"
+pgbench -q -i -s 10 "${PGB_URL%%\?*}" >/dev/null 2>&1
+CEILING=$(pgbench -S -M prepared -c 8 -j 2 -T "$DURATION" -h 127.0.0.1 -U postgres "shop_bench_pgbench_$SUFFIX" 2>/dev/null |
+  awk '/^tps/ {print int($3)}')
+RPS[pgbench]=$CEILING
+echo "pgbench -S: $CEILING tps" >&2
+
+STARTS=()
+for BACKEND in $BACKENDS; do
+  if [ "$BACKEND" = postgres ]; then URL="$(database reads)"; else rm -rf "$WORK/data"; URL="sqlite://$WORK/data/shop.db"; fi
+  start "$URL"
+  seeded=0
+  for size in $SIZES; do
+    echo "$BACKEND: seeding $size products..." >&2
+    if [ "$BACKEND" = postgres ]; then seed_postgres "$URL" $((seeded + 1)) "$size"; else seed_sqlite "$WORK/data/shop.db" $((seeded + 1)) "$size"; fi
+    seeded=$size
+    tag="$BACKEND $size"
+    measure "$tag product c=64" product "$size" 64
+    measure "$tag product c=16" product "$size" 16
+    measure "$tag listing" listing "$size" 64
+    measure "$tag inventory" inventory "$size" 64
+    measure "$tag search" search "$size" 64
+    if [ "$size" = "${SIZES%% *}" ]; then
+      measure "$tag /health/live" live "$size" 64
+      measure "$tag bare /health/live" live "$size" 64 "$BARE_PORT"
+    fi
+  done
+  stop
+  read -r start_ms rss_mb < <(cold_start "$URL")
+  STARTS+=("$(printf '| %-10s | %6s ms | %6s MB |' "$BACKEND" "$start_ms" "$rss_mb")")
+done
+
+echo
+echo "Machine: $(nproc) cores, $(awk '/model name/ {$1=$2=$3=""; print; exit}' /proc/cpuinfo | sed 's/^ *//'); $(date -u +%F); $PROFILE build; wrk -t2, ${DURATION}s per row"
+echo "pgbench -S -M prepared -c 8 -j 2 (the ceiling): $CEILING tps"
+echo
+echo "| run                                |    req/s | p50 ms | p99 ms | shop µs/req | PG µs/req | PG xacts/req |"
+echo "|---|---|---|---|---|---|---|"
+printf '%s\n' "${ROWS[@]}"
+echo
+echo "| backend    | cold start to ready | idle RSS |"
+echo "|---|---|---|"
+printf '%s\n' "${STARTS[@]}"
+echo
+first="${SIZES%% *}"; last="${SIZES##* }"
+echo "Ratios (goal in brackets):"
+for BACKEND in $BACKENDS; do
+  [ "$BACKEND" = postgres ] && echo "  postgres product read / pgbench -S:       $(ratio "postgres $first product c=64" pgbench) [>= 0.45]"
+  echo "  $BACKEND listing / product read:          $(ratio "$BACKEND $first listing" "$BACKEND $first product c=64") [>= 0.7]"
+  echo "  $BACKEND inventory read / product read:   $(ratio "$BACKEND $first inventory" "$BACKEND $first product c=64") [>= 1.0]"
+  echo "  $BACKEND search / product read:           $(ratio "$BACKEND $first search" "$BACKEND $first product c=64") [>= 0.5]"
+  echo "  $BACKEND /health/live / bare handler:     $(ratio "$BACKEND $first /health/live" "$BACKEND $first bare /health/live") [>= 0.9]"
+  if [ "$first" != "$last" ]; then
+    echo "  $BACKEND product read at $last / at $first:   $(ratio "$BACKEND $last product c=64" "$BACKEND $first product c=64") [>= 0.9]"
+    echo "  $BACKEND listing at $last / at $first:        $(ratio "$BACKEND $last listing" "$BACKEND $first listing") [>= 0.9]"
+    echo "  $BACKEND search at $last / at $first:         $(ratio "$BACKEND $last search" "$BACKEND $first search") [flat: >= 0.9]"
+  fi
+done
