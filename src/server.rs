@@ -369,7 +369,7 @@ where
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        .unwrap_or_else(shop_kernel::context::new_request_id);
     let header = HeaderValue::from_str(&request_id).ok();
     if let Some(h) = &header {
         req.headers_mut().insert(REQUEST_ID, h.clone());
@@ -384,14 +384,17 @@ where
     let fut = span.in_scope(|| srv.call(req));
     async move {
         let mut res = shop_kernel::http::with_request_id(request_id, fut).await?;
-        let status = res.status().as_u16();
-        let route = res
-            .request()
-            .match_pattern()
-            .unwrap_or_else(|| "UNMATCHED".into());
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        // The access line only: a 5xx's cause was logged once where its response was built.
-        tracing::info!(status, %route, elapsed_ms, "request finished");
+        // The access line only: a 5xx's cause was logged once where its response was built. Matching the
+        // route again costs a walk of the router, so only when the line is written.
+        if tracing::enabled!(tracing::Level::INFO) {
+            let status = res.status().as_u16();
+            let route = res
+                .request()
+                .match_pattern()
+                .unwrap_or_else(|| "UNMATCHED".into());
+            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            tracing::info!(status, %route, elapsed_ms, "request finished");
+        }
         if let Some(h) = header {
             res.headers_mut().insert(REQUEST_ID, h);
         }
@@ -402,13 +405,14 @@ where
 
 /// The benchmark's yardstick: `/health/live` answered by a bare actix-web app on the same runtime and
 /// worker count, so the cost of the shop's middleware is the difference between the two listeners.
-fn bare_server(
-    addr: &str,
-    workers: Option<usize>,
-) -> Result<actix_web::dev::Server, StartupError> {
+fn bare_server(addr: &str, workers: Option<usize>) -> Result<actix_web::dev::Server, StartupError> {
     let mut server = HttpServer::new(|| App::new().service(health_live))
         .bind(addr)
-        .map_err(|e| StartupError::Other(format!("cannot listen on {addr} (SHOP_BENCH_BARE_ADDR): {e}")))?
+        .map_err(|e| {
+            StartupError::Other(format!(
+                "cannot listen on {addr} (SHOP_BENCH_BARE_ADDR): {e}"
+            ))
+        })?
         .disable_signals();
     if let Some(workers) = workers {
         server = server.workers(workers.max(1));
@@ -560,6 +564,11 @@ async fn start_with(
     if let Some(workers) = config.workers {
         server = server.workers(workers.max(1));
     }
+    // Database work runs on each worker's blocking pool. Left at its default (512 ÷ cores), the pool grew a
+    // thread whenever a task arrived just before a thread went back to idle: 70 threads taking turns on 10
+    // connections. Capped at the pool size, a thread that finishes takes the next queued task without
+    // sleeping (docs/performance.md).
+    server = server.worker_max_blocking_threads(config.db_pool_size.max(2) as usize);
     if let Some(bare) = &config.bench_bare_addr {
         tokio::spawn(bare_server(bare, config.workers)?);
     }

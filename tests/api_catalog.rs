@@ -178,6 +178,19 @@ async fn patching_changes_only_the_given_fields() {
     .assert_problem(401, "unauthenticated");
 }
 
+/// The SKUs of a page of products, in order (the page must be a 200).
+fn skus(r: &Reply) -> Vec<String> {
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["sku"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[tokio::test]
 async fn listing_shows_active_products_and_searches_name_and_sku() {
     let app = spawn_scenario(&[]).await;
@@ -195,16 +208,6 @@ async fn listing_shows_active_products_and_searches_name_and_sku() {
 
     let all = app.get("/api/v1/products", None).await;
     assert_eq!(all.status, StatusCode::OK);
-    let skus = |r: &Reply| -> Vec<String> {
-        r.body["items"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|p| p["sku"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     assert_eq!(skus(&all), vec!["MUG-BLUE", "TEA-1"]);
     assert_eq!(all.body["next_cursor"], serde_json::Value::Null);
     assert_eq!(
@@ -223,6 +226,77 @@ async fn listing_shows_active_products_and_searches_name_and_sku() {
         skus(&app.get("/api/v1/products?q=%25", None).await).is_empty(),
         "% is not a wildcard"
     );
+}
+
+/// Search answers from an index on both databases (trigram GIN on PostgreSQL, FTS5 on SQLite) for three
+/// characters or more, and by scanning below that; both must mean the same thing.
+#[tokio::test]
+async fn search_is_a_literal_case_insensitive_substring_that_follows_changes() {
+    let app = spawn_scenario(&[]).await;
+    let admin = app.admin_token().await;
+    let mug = app.product(&admin, "MUG-BLUE", "Blue mug", 100).await;
+    app.product(&admin, "TEA-1", "Green tea", 100).await;
+    app.product(&admin, "SALE-1", "50% \"off\" mug_cup", 100)
+        .await;
+    app.product(&admin, "CAY-1", "Çay glass", 100).await;
+    for i in 0..3 {
+        app.product(&admin, &format!("LAMP-{i}"), &format!("Desk lamp {i}"), 100)
+            .await;
+    }
+    let search = |q: &str| {
+        let encoded: String = q
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let path = format!("/api/v1/products?q={encoded}");
+        let app = &app;
+        async move { skus(&app.get(&path, None).await) }
+    };
+    assert_eq!(search("MUG").await, vec!["MUG-BLUE", "SALE-1"]);
+    assert_eq!(search("\"off\"").await, vec!["SALE-1"], "quotes are text");
+    assert_eq!(search("% \"").await, vec!["SALE-1"]);
+    assert_eq!(search("_c").await, vec!["SALE-1"], "_ is no wildcard");
+    assert_eq!(search("ÇAY").await, vec!["CAY-1"]);
+    assert_eq!(search("çay gl").await, vec!["CAY-1"]);
+    assert_eq!(search("mug cup").await, Vec::<String>::new());
+    assert_eq!(search("sk lamp 1").await, vec!["LAMP-1"]);
+
+    // A renamed product is found by its new name only.
+    let id = mug["id"].as_str().unwrap_or_default();
+    let renamed = app
+        .patch(
+            &format!("/api/v1/products/{id}"),
+            Some(&admin),
+            json!({ "name": "Navy cup" }),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    assert_eq!(search("blue mug").await, Vec::<String>::new());
+    assert_eq!(search("navy").await, vec!["MUG-BLUE"]);
+    assert_eq!(
+        search("blue").await,
+        vec!["MUG-BLUE"],
+        "the SKU still holds it"
+    );
+
+    // Search results page like the listing.
+    let first = app.get("/api/v1/products?q=lamp&limit=2", None).await;
+    assert_eq!(skus(&first), vec!["LAMP-0", "LAMP-1"]);
+    let cursor = first.body["next_cursor"].as_str().unwrap_or_default();
+    let rest = app
+        .get(
+            &format!("/api/v1/products?q=lamp&limit=2&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(skus(&rest), vec!["LAMP-2"]);
+    assert_eq!(rest.body["next_cursor"], serde_json::Value::Null);
 }
 
 #[tokio::test]

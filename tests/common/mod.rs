@@ -582,7 +582,9 @@ pub fn table_names(url: &str) -> Vec<String> {
     let mut conn = db.get().unwrap_or_else(|e| panic!("{e}"));
     let sql = match db.backend() {
         shop_kernel::db::Backend::Sqlite => {
-            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            // Ordinary tables: an FTS5 index is a virtual table with shadow tables, as PostgreSQL's
+            // indexes are no tables either.
+            "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' ORDER BY name"
         }
         shop_kernel::db::Backend::Postgres => {
             "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name"

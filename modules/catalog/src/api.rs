@@ -24,8 +24,10 @@ pub struct Product {
     /// Inactive products are hidden from listings and cannot be ordered.
     pub active: bool,
     /// When the product was created.
+    #[serde(serialize_with = "shop_kernel::time::rfc3339")]
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// When the product last changed.
+    #[serde(serialize_with = "shop_kernel::time::rfc3339")]
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 

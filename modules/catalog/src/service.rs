@@ -40,20 +40,6 @@ fn product(row: ProductRow) -> Outcome<Product> {
     })
 }
 
-/// `%text%` for LIKE, with the wildcards in the user's text escaped.
-fn like_pattern(q: &str) -> String {
-    let mut out = String::with_capacity(q.len() + 2);
-    out.push('%');
-    for ch in q.to_lowercase().chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(ch);
-    }
-    out.push('%');
-    out
-}
-
 impl CatalogService {
     /// A catalog on `db` (its migrations already applied).
     pub fn new(db: Database, config: CatalogConfig) -> Self {
@@ -89,13 +75,13 @@ impl CatalogApi for CatalogService {
         let (Some(limit), true) = (limit, errors.is_empty()) else {
             return Err(CatalogError::Validation(errors));
         };
-        let pattern = q.map(like_pattern);
+        let needle = q.map(str::to_lowercase);
         let rows = self
             .db
             .run(move |conn| {
                 store::list_active(
                     conn,
-                    pattern.as_deref(),
+                    needle.as_deref(),
                     after.as_deref(),
                     i64::from(limit) + 1,
                 )
@@ -214,16 +200,5 @@ impl CatalogApi for CatalogService {
             })
             .await?;
         product(row)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::like_pattern;
-
-    #[test]
-    fn search_patterns_escape_like_wildcards_and_ignore_case() {
-        assert_eq!(like_pattern("Mug"), "%mug%");
-        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
     }
 }

@@ -109,11 +109,8 @@ pub fn lock(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
 
 pub fn by_id(conn: &mut DbConn, id: &str) -> QueryResult<Option<ProductRow>> {
     use catalog_products::dsl as p;
-    p::catalog_products
-        .filter(p::id.eq(id))
-        .select(COLUMNS)
-        .first::<ProductRow>(conn)
-        .optional()
+    let query = p::catalog_products.filter(p::id.eq(id)).select(COLUMNS);
+    shop_kernel::on_backend!(conn, |c| query.first::<ProductRow>(c).optional())
 }
 
 pub fn by_ids(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<ProductRow>> {
@@ -125,25 +122,92 @@ pub fn by_ids(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<ProductRow>>
         .load::<ProductRow>(conn)
 }
 
-/// Active products after `after` (by id, which is creation order for UUID v7), matching `pattern`.
+/// `%text%` for LIKE, with the wildcards in the text escaped.
+fn like_pattern(needle: &str) -> String {
+    let mut out = String::with_capacity(needle.len() + 2);
+    out.push('%');
+    for ch in needle.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out.push('%');
+    out
+}
+
+/// An FTS5 phrase: with the trigram tokenizer it matches the rows holding `needle` as a substring.
+fn fts_phrase(needle: &str) -> String {
+    format!("\"{}\"", needle.replace('"', "\"\""))
+}
+
+/// Active products after `after` (by id, which is creation order for UUID v7) whose search text holds
+/// `needle` (already lowercased, as `search_text` is).
+///
+/// Both backends answer from a trigram index when the needle has three characters or more: a GIN index
+/// over `search_text` on PostgreSQL (LIKE uses it), the FTS5 table `catalog_products_search` on SQLite.
+/// A shorter needle cannot be split into trigrams; it matches many products, and walking the listing's
+/// index with the filter finds a page quickly.
 pub fn list_active(
     conn: &mut DbConn,
-    pattern: Option<&str>,
+    needle: Option<&str>,
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<ProductRow>> {
     use catalog_products::dsl as p;
+    // The listing without a search has a static shape: on the backend's own connection its statement is
+    // cached by type (see `on_backend!`).
+    let Some(needle) = needle else {
+        let page = p::catalog_products
+            .filter(p::active.eq(true))
+            .select(COLUMNS)
+            .order(p::id.asc())
+            .limit(limit);
+        return match after {
+            None => shop_kernel::on_backend!(conn, |c| page.load::<ProductRow>(c)),
+            Some(after) => {
+                let page = page.filter(p::id.gt(after));
+                shop_kernel::on_backend!(conn, |c| page.load::<ProductRow>(c))
+            }
+        };
+    };
+    let indexed_on_sqlite = matches!(conn, DbConn::Sqlite(_));
     let mut query = p::catalog_products
         .filter(p::active.eq(true))
         .select(COLUMNS)
         .order(p::id.asc())
         .limit(limit)
         .into_boxed();
-    if let Some(pattern) = pattern {
-        query = query.filter(p::search_text.like(pattern).escape('\\'));
+    match needle {
+        needle if indexed_on_sqlite && needle.chars().count() >= 3 => {
+            query = query.filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "catalog_products.rowid IN (SELECT rowid FROM catalog_products_search \
+                     WHERE catalog_products_search MATCH ",
+                )
+                .bind::<diesel::sql_types::Text, _>(fts_phrase(needle))
+                .sql(")"),
+            );
+        }
+        needle => {
+            query = query.filter(p::search_text.like(like_pattern(needle)).escape('\\'));
+        }
     }
     if let Some(after) = after {
         query = query.filter(p::id.gt(after));
     }
     query.load::<ProductRow>(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fts_phrase, like_pattern};
+
+    #[test]
+    fn search_needles_escape_like_wildcards_and_fts_quotes() {
+        assert_eq!(like_pattern("mug"), "%mug%");
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+        assert_eq!(fts_phrase("mug"), "\"mug\"");
+        assert_eq!(fts_phrase("a \"big\" mug"), "\"a \"\"big\"\" mug\"");
+    }
 }

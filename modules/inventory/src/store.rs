@@ -53,11 +53,10 @@ pub type ReservationRow = (ReservationStatus, NaiveDateTime);
 
 pub fn stock(conn: &mut DbConn, sku: &str) -> QueryResult<Option<StockRow>> {
     use inventory_stock::dsl as s;
-    s::inventory_stock
+    let query = s::inventory_stock
         .filter(s::sku.eq(sku))
-        .select((s::sku, s::on_hand, s::reserved))
-        .first(conn)
-        .optional()
+        .select((s::sku, s::on_hand, s::reserved));
+    shop_kernel::on_backend!(conn, |c| query.first(c).optional())
 }
 
 /// Sets on hand unless that would fall below reserved; returns rows changed (0: missing or below).

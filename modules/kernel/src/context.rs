@@ -187,3 +187,53 @@ pub(crate) mod tests {
         assert!(user(Role::Admin).require_admin().is_ok());
     }
 }
+
+/// A fresh request id (UUID v7) for a request that came without one.
+///
+/// Its random bits come from a generator per thread, seeded once from the operating system: a request
+/// id correlates logs and is no secret, and `Uuid::now_v7` asks the kernel (`getrandom`) on every call,
+/// one system call per request.
+pub fn new_request_id() -> String {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let (high, low) = Uuid::now_v7().as_u64_pair();
+            high ^ low
+        });
+    }
+    // SplitMix64: fast, and every seed gives a full-period sequence.
+    fn next(state: &Cell<u64>) -> u64 {
+        let mut z = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        state.set(z);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    let (a, b) = STATE.with(|s| (next(s), next(s)));
+    let mut random = [0u8; 10];
+    random[..8].copy_from_slice(&a.to_le_bytes());
+    random[8..].copy_from_slice(&b.to_le_bytes()[..2]);
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    uuid::Builder::from_unix_timestamp_millis(millis, &random)
+        .into_uuid()
+        .to_string()
+}
+
+#[cfg(test)]
+mod request_id_tests {
+    use super::new_request_id;
+
+    #[test]
+    fn request_ids_are_distinct_version_7_uuids() {
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| new_request_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in ids.iter().take(10) {
+            let parsed = uuid::Uuid::parse_str(id).unwrap_or_default();
+            assert_eq!(parsed.get_version_num(), 7, "{id}");
+        }
+    }
+}

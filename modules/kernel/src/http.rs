@@ -197,7 +197,7 @@ fn base_context(req: &HttpRequest) -> RequestContext {
     let request_id = header_str(req, REQUEST_ID_HEADER)
         .filter(|id| !id.is_empty() && id.len() <= 128)
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        .unwrap_or_else(crate::context::new_request_id);
     RequestContext {
         request_id,
         traceparent: header_str(req, "traceparent").map(str::to_string),

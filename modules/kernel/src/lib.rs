@@ -15,6 +15,7 @@ pub mod page;
 pub mod problem;
 pub mod rpc;
 pub mod secret;
+pub mod time;
 pub mod validation;
 
 #[cfg(feature = "auth")]

@@ -195,9 +195,9 @@ macro_rules! contract {
                         span,
                     )
                     .await;
-                    let code = match &result {
-                        Ok(_) => ::std::string::String::from("ok"),
-                        Err(e) => $crate::ApiError::to_problem(e).code,
+                    let code: ::std::borrow::Cow<'static, str> = match &result {
+                        Ok(_) => ::std::borrow::Cow::Borrowed("ok"),
+                        Err(e) => ::std::borrow::Cow::Owned($crate::ApiError::to_problem(e).code),
                     };
                     self.observer.record(&$crate::observe::CallRecord {
                         module: $module,
