@@ -4,11 +4,6 @@ use clap::Parser;
 use shop::cli::{Cli, Command};
 use shop::config::{Config, LogFormat};
 
-// mimalloc instead of glibc's malloc: allocation was 6 % of a product read's CPU, and glibc kept a few
-// megabytes per worker thread's arena after startup (docs/performance.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[actix_web::main]
 async fn main() {
     let cli = Cli::parse();

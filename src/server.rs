@@ -481,6 +481,12 @@ async fn start_with(
 
     let openapi = served_openapi(&modules, &config.currency).map_err(StartupError::Other)?;
     let known_routes = web::Data::new(KnownRoutes::of(&openapi));
+    // Serialised once and shared: handing Swagger UI the document made every worker keep its own copy and
+    // serialise it on every request.
+    let openapi_json = web::Bytes::from(
+        serde_json::to_vec(&openapi).map_err(|e| StartupError::Other(format!("openapi: {e}")))?,
+    );
+    drop(openapi);
     let metrics = actix_web_prom::PrometheusMetricsBuilder::new("shop")
         .registry(registry)
         .endpoint("/metrics")
@@ -528,9 +534,23 @@ async fn start_with(
             .configure(module_routes(&app_modules))
             .into_app()
             .configure(internal_routes(&app_modules))
+            .route(
+                "/openapi.json",
+                web::get().to({
+                    let json = openapi_json.clone();
+                    move || {
+                        let json = json.clone();
+                        async move {
+                            HttpResponse::Ok()
+                                .content_type(actix_web::http::header::ContentType::json())
+                                .body(json)
+                        }
+                    }
+                }),
+            )
             .service(
                 utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
-                    .url("/openapi.json", openapi.clone()),
+                    .config(utoipa_swagger_ui::Config::from("/openapi.json")),
             )
             .route(
                 "/docs",

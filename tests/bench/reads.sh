@@ -65,13 +65,17 @@ start() { # database-url
 stop() { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
 
 # Cold start: exec to the first 200 of /health/ready, polled every millisecond; then the RSS after a
-# second of idling. `$1` is the database URL (migrations already applied: a restart, not a first run).
+# second of idling. `$1` is the database URL (migrations already applied: a restart, not a first run);
+# `$2` is MALLOC_ARENA_MAX ("" for glibc's default; the Dockerfile sets 1).
 cold_start() {
-  python3 - "$BIN" "$1" "$WORK/data" "$PORT" <<'PY'
+  python3 - "$BIN" "$1" "$WORK/data" "$PORT" "$2" <<'PY'
 import http.client, os, subprocess, sys, time
-binary, url, data, port = sys.argv[1:5]
+binary, url, data, port, arenas = sys.argv[1:6]
 env = dict(os.environ, RUST_LOG="warn", SHOP_HTTP_ADDR=f"127.0.0.1:{port}", SHOP_DATA_DIR=data,
            SHOP_DATABASE_URL=url, SHOP_SERVICE_TOKEN="bench-service-token-0123456789abcdef")
+env.pop("MALLOC_ARENA_MAX", None)
+if arenas:
+    env["MALLOC_ARENA_MAX"] = arenas
 samples = []
 for _ in range(5):
     started = time.perf_counter()
@@ -103,19 +107,22 @@ print(f"{ms:.1f} {rss:.1f}")
 PY
 }
 
-# Bulk seed: products 00000000-0000-7000-8000-<n as 12 hex digits> with SKU-<n as 7 digits>, whose name
-# holds that number too (so a search for it matches one product at any size), and stock for each.
+# Bulk seed: products 00000000-0000-7000-8000-<n as 12 hex digits> with SKU-<n as 7 digits>, and stock for
+# each. A name holds a colour (one product in 16) and a six-letter word computed from n, about one in 300
+# million: a search for it matches one product at any size, as a search for a model name does, and its
+# trigrams are spread like a word's, not shared by every product as the digits of padded numbers are.
 NAMES="'red','blue','green','black','white','steel','oak','linen','wool','glass','stone','brass','cedar','silk','clay','iron'"
+# The word of product n: h = n * 2654435761 mod 2^32, written as six base-26 letters (least significant first).
+pg_word() { local out="" k; for k in 0 1 2 3 4 5; do out="$out || chr((97 + ((n::bigint * 2654435761) % 4294967296 / $((26 ** k))) % 26)::int)"; done; echo "''$out"; }
+sqlite_word() { local out="" k; for k in 0 1 2 3 4 5; do out="$out || char(97 + ((n * 2654435761) % 4294967296 / $((26 ** k))) % 26)"; done; echo "''$out"; }
 seed_postgres() { # url from to
   psql "${1%%\?*}" -q -v ON_ERROR_STOP=1 <<SQL
 INSERT INTO catalog_products (id, sku, name, description, price_minor, currency, active, search_text, created_at, updated_at)
-SELECT '00000000-0000-7000-8000-' || lpad(to_hex(n), 12, '0'), 'SKU-' || lpad(n::text, 7, '0'),
-       'Bench ' || (ARRAY[$NAMES])[1 + n % 16] || ' chair ' || lpad(n::text, 7, '0'),
-       'A sturdy chair made for benchmarks, in ' || (ARRAY[$NAMES])[1 + n % 16] || ', number ' || n || '.',
-       100 + n % 10000, 'EUR', true,
-       lower('Bench ' || (ARRAY[$NAMES])[1 + n % 16] || ' chair ' || lpad(n::text, 7, '0')) || ' ' || lower('SKU-' || lpad(n::text, 7, '0')),
-       now(), now()
-FROM generate_series($2, $3) AS n;
+SELECT id, sku, name, 'A sturdy chair made for benchmarks, number ' || n || '.', 100 + n % 10000, 'EUR', true,
+       lower(name) || ' ' || lower(sku), now(), now()
+FROM (SELECT n, '00000000-0000-7000-8000-' || lpad(to_hex(n), 12, '0') AS id, 'SKU-' || lpad(n::text, 7, '0') AS sku,
+             'Bench ' || (ARRAY[$NAMES])[1 + n % 16] || ' chair ' || ($(pg_word)) AS name
+      FROM generate_series($2, $3) AS n) AS p;
 INSERT INTO inventory_stock (sku, on_hand, reserved, updated_at)
 SELECT 'SKU-' || lpad(n::text, 7, '0'), 1000, 0, now() FROM generate_series($2, $3) AS n;
 VACUUM ANALYZE catalog_products;
@@ -123,23 +130,21 @@ VACUUM ANALYZE inventory_stock;
 SQL
 }
 seed_sqlite() { # file from to
-  python3 - "$1" "$2" "$3" "$NAMES" <<'PY'
+  python3 - "$1" "$2" "$3" "$NAMES" "$(sqlite_word)" <<'PY'
 import sqlite3, sys
-path, first, last, names = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+path, first, last, names, word = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 names = [n.strip("'") for n in names.split(",")]
 db = sqlite3.connect(path, timeout=30)
-db.create_function("word", 1, lambda n: names[n % 16], deterministic=True)
+db.create_function("colour", 1, lambda n: names[n % 16], deterministic=True)
 db.executescript(f"""
 BEGIN;
-WITH RECURSIVE s(n) AS (SELECT {first} UNION ALL SELECT n + 1 FROM s WHERE n < {last})
+WITH RECURSIVE s(n) AS (SELECT {first} UNION ALL SELECT n + 1 FROM s WHERE n < {last}),
+p AS (SELECT n, printf('00000000-0000-7000-8000-%012x', n) AS id, printf('SKU-%07d', n) AS sku,
+             'Bench ' || colour(n) || ' chair ' || ({word}) AS name FROM s)
 INSERT INTO catalog_products (id, sku, name, description, price_minor, currency, active, search_text, created_at, updated_at)
-SELECT printf('00000000-0000-7000-8000-%012x', n), printf('SKU-%07d', n),
-       printf('Bench %s chair %07d', word(n), n),
-       printf('A sturdy chair made for benchmarks, in %s, number %d.', word(n), n),
-       100 + n % 10000, 'EUR', 1,
-       lower(printf('Bench %s chair %07d', word(n), n)) || ' ' || lower(printf('SKU-%07d', n)),
-       datetime('now'), datetime('now')
-FROM s;
+SELECT id, sku, name, printf('A sturdy chair made for benchmarks, number %d.', n), 100 + n % 10000, 'EUR', 1,
+       lower(name) || ' ' || lower(sku), datetime('now'), datetime('now')
+FROM p;
 WITH RECURSIVE s(n) AS (SELECT {first} UNION ALL SELECT n + 1 FROM s WHERE n < {last})
 INSERT INTO inventory_stock (sku, on_hand, reserved, updated_at)
 SELECT printf('SKU-%07d', n), 1000, 0, datetime('now') FROM s;
@@ -174,6 +179,16 @@ end
 function init(args)
   math.randomseed(os.time() * 1000 + (thread_id or 0))
 end
+-- The six-letter word in product i's name (see the seeding).
+local function word(i)
+  local h = (i * 2654435761) % 4294967296
+  local out = ""
+  for _ = 1, 6 do
+    out = out .. string.char(97 + h % 26)
+    h = math.floor(h / 26)
+  end
+  return out
+end
 request = function()
   local i = math.random(n)
   if kind == "product" then
@@ -181,7 +196,7 @@ request = function()
   elseif kind == "inventory" then
     return wrk.format("GET", string.format("/api/v1/inventory/SKU-%07d", i))
   elseif kind == "search" then
-    return wrk.format("GET", string.format("/api/v1/products?q=%07d", i))
+    return wrk.format("GET", "/api/v1/products?q=" .. word(i))
   elseif kind == "listing" then
     return wrk.format("GET", "/api/v1/products?limit=20")
   else
@@ -197,9 +212,17 @@ measure() {
   local label=$1 kind=$2 n=$3 conns=$4 port="${5:-$PORT}" out rps p50 p99 requests s0 s1 p0 p1 x0=0 x1=0 per_db="" per_x=""
   local pg_pids
   pg_pids=$(pgrep -x postgres || true)
-  s0=$(cpu_of "$SERVER"); p0=$(cpu_of $pg_pids); [ "$BACKEND" = postgres ] && x0=$(pg_xacts)
-  out=$(BENCH_KIND=$kind BENCH_N=$n wrk -t2 -c"$conns" -d"${DURATION}s" --latency -s "$WORK/paths.lua" "http://127.0.0.1:$port")
-  s1=$(cpu_of "$SERVER"); p1=$(cpu_of $pg_pids); [ "$BACKEND" = postgres ] && x1=$(pg_xacts)
+  s0=$(cpu_of "$SERVER"); p0=$(cpu_of $pg_pids)
+  BENCH_KIND=$kind BENCH_N=$n wrk -t2 -c"$conns" -d"${DURATION}s" --timeout 5s --latency -s "$WORK/paths.lua" "http://127.0.0.1:$port" >"$WORK/wrk.out" &
+  local wrk_pid=$!
+  # PostgreSQL's backends report their counts at most once a second while busy (and only after 10 s once
+  # idle), so transactions are counted over the middle of the run, as a rate.
+  if [ "$BACKEND" = postgres ] && [ "$DURATION" -ge 4 ]; then
+    sleep 1; x0=$(pg_xacts); sleep $((DURATION - 2)); x1=$(pg_xacts)
+  fi
+  wait "$wrk_pid"
+  out=$(cat "$WORK/wrk.out")
+  s1=$(cpu_of "$SERVER"); p1=$(cpu_of $pg_pids)
   if grep -q "Non-2xx\|Socket errors" <<<"$out"; then echo "$label: errors"; echo "$out"; tail -20 "$WORK/server.log"; exit 1; fi
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
@@ -207,7 +230,7 @@ measure() {
   requests=$(awk '/requests in/ {print $1}' <<<"$out")
   if [ "$BACKEND" = postgres ]; then
     per_db=$(awk -v a="$p0" -v b="$p1" -v n="$requests" 'BEGIN {printf "%.0f", (b - a) * 1e6 / n}')
-    per_x=$(awk -v a="$x0" -v b="$x1" -v n="$requests" 'BEGIN {printf "%.2f", (b - a) / n}')
+    [ "$DURATION" -ge 4 ] && per_x=$(awk -v a="$x0" -v b="$x1" -v r="$rps" -v t=$((DURATION - 2)) 'BEGIN {printf "%.2f", (b - a) / t / r}')
   fi
   RPS[$label]=$rps
   ROWS+=("$(printf '| %-34s | %8.0f | %6s | %6s | %6s | %6s | %5s |' "$label" "$rps" "$p50" "$p99" \
@@ -246,8 +269,9 @@ for BACKEND in $BACKENDS; do
     fi
   done
   stop
-  read -r start_ms rss_mb < <(cold_start "$URL")
-  STARTS+=("$(printf '| %-10s | %6s ms | %6s MB |' "$BACKEND" "$start_ms" "$rss_mb")")
+  read -r start_ms rss_mb < <(cold_start "$URL" "")
+  read -r start1_ms rss1_mb < <(cold_start "$URL" 1)
+  STARTS+=("$(printf '| %-10s | %6s ms | %6s MB | %6s ms | %6s MB |' "$BACKEND" "$start_ms" "$rss_mb" "$start1_ms" "$rss1_mb")")
 done
 
 echo
@@ -258,8 +282,8 @@ echo "| run                                |    req/s | p50 ms | p99 ms | shop Â
 echo "|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 echo
-echo "| backend    | cold start to ready | idle RSS |"
-echo "|---|---|---|"
+echo "| backend    | cold start to ready | idle RSS | same, MALLOC_ARENA_MAX=1 (Dockerfile) | idle RSS |"
+echo "|---|---|---|---|---|"
 printf '%s\n' "${STARTS[@]}"
 echo
 first="${SIZES%% *}"; last="${SIZES##* }"

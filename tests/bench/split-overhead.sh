@@ -46,23 +46,31 @@ seed() { # base
 MONO_PRODUCT=$(seed http://127.0.0.1:19101)
 GATE_PRODUCT=$(seed http://127.0.0.1:19102)
 
-measure() { # label url -> "rps p50 p99"
-  local out rps p50 p99
-  out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2")
+ms() { # wrk latency (850.00us, 1.20ms, 2.00s) -> milliseconds
+  awk '{ v=$1; if (v ~ /us$/) { sub(/us$/,"",v); v/=1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v) } else if (v ~ /s$/) { sub(/s$/,"",v); v*=1000 } printf "%.3f", v }' <<<"$1"
+}
+measure() { # label url [connections] -> "rps p50-in-ms"
+  local out rps p50 p99 conns="${3:-$CONNECTIONS}" threads=2
+  [ "$conns" -lt 2 ] && threads=1
+  out=$(wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency "$2")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   if grep -q "Non-2xx" <<<"$out"; then echo "$1: non-2xx answers"; echo "$out"; exit 1; fi
-  printf '%-44s %10s req/s   p50 %8s   p99 %8s\n' "$1" "$rps" "$p50" "$p99" >&2
-  echo "$rps"
+  printf '%-52s %10s req/s   p50 %8s   p99 %8s\n' "$1, c=$conns" "$rps" "$p50" "$p99" >&2
+  echo "$rps $(ms "$p50")"
 }
 
-echo "wrk: ${DURATION}s, $CONNECTIONS connections, 2 threads; each server 1 worker; $(nproc) cores shared with wrk" >&2
-a=$(measure "inventory read, monolith (in-process)" http://127.0.0.1:19101/api/v1/inventory/BENCH-1)
-b=$(measure "inventory read, split (gateway -> service)" http://127.0.0.1:19102/api/v1/inventory/BENCH-1)
-c=$(measure "catalog read, monolith (control)" "http://127.0.0.1:19101/api/v1/products/$MONO_PRODUCT")
-d=$(measure "catalog read, gateway (control)" "http://127.0.0.1:19102/api/v1/products/$GATE_PRODUCT")
-awk -v a="$a" -v b="$b" -v c="$c" -v d="$d" 'BEGIN {
+echo "wrk: ${DURATION}s, $CONNECTIONS connections (and 1), 2 threads; each server 1 worker; $(nproc) cores shared with wrk" >&2
+read -r a a50 < <(measure "inventory read, monolith (in-process)" http://127.0.0.1:19101/api/v1/inventory/BENCH-1)
+read -r b b50 < <(measure "inventory read, split (gateway -> service)" http://127.0.0.1:19102/api/v1/inventory/BENCH-1)
+read -r c c50 < <(measure "catalog read, monolith (control)" "http://127.0.0.1:19101/api/v1/products/$MONO_PRODUCT")
+read -r d d50 < <(measure "catalog read, gateway (control)" "http://127.0.0.1:19102/api/v1/products/$GATE_PRODUCT")
+read -r _ e50 < <(measure "inventory read, monolith (in-process)" http://127.0.0.1:19101/api/v1/inventory/BENCH-1 1)
+read -r _ f50 < <(measure "inventory read, split (gateway -> service)" http://127.0.0.1:19102/api/v1/inventory/BENCH-1 1)
+awk -v a="$a" -v b="$b" -v c="$c" -v d="$d" -v a50="$a50" -v b50="$b50" -v e50="$e50" -v f50="$f50" 'BEGIN {
   printf "split/monolith throughput, inventory read: %.2f\n", b / a
   printf "gateway/monolith throughput, catalog read (control): %.2f\n", d / c
+  printf "split/monolith p50 latency, inventory read, one connection: %.2f (goal <= 1.3)\n", f50 / e50
+  printf "split/monolith p50 latency, inventory read, %s connections: %.2f\n", '"$CONNECTIONS"', b50 / a50
 }'
