@@ -171,6 +171,16 @@ cpu_of() { # pids... -> CPU seconds used so far
   done
   awk -v t="$total" -v k="$TICK" 'BEGIN {printf "%.3f", t / k}'
 }
+pg_ticks() { # "pid ticks" of every PostgreSQL process
+  local pid
+  for pid in $(pgrep -x postgres); do
+    [ -r "/proc/$pid/stat" ] && awk -v p="$pid" '{print p, $14 + $15}' "/proc/$pid/stat" 2>/dev/null
+  done
+  true
+}
+pg_cpu_between() { # before-file after-file -> CPU seconds of the processes alive at both samples
+  awk -v k="$TICK" 'NR == FNR {t[$1] = $2; next} ($1 in t) {s += $2 - t[$1]} END {printf "%.3f", s / k}' "$1" "$2"
+}
 pg_xacts() { psql "$PG_URL" -Atc "SELECT COALESCE(SUM(xact_commit + xact_rollback), 0) FROM pg_stat_database WHERE datname LIKE 'shop_bench_%_$SUFFIX'"; }
 
 cat >"$WORK/paths.lua" <<'LUA'
@@ -215,10 +225,8 @@ ROWS=()
 declare -A RPS
 # label kind size connections [port] -> one table row; RPS[label] for the ratios
 measure() {
-  local label=$1 kind=$2 n=$3 conns=$4 port="${5:-$PORT}" out rps p50 p99 requests s0 s1 p0 p1 x0=0 x1=0 per_db="" per_x=""
-  local pg_pids
-  pg_pids=$(pgrep -x postgres || true)
-  s0=$(cpu_of "$SERVER"); p0=$(cpu_of $pg_pids)
+  local label=$1 kind=$2 n=$3 conns=$4 port="${5:-$PORT}" out rps p50 p99 requests s0 s1 x0=0 x1=0 per_db="" per_x=""
+  s0=$(cpu_of "$SERVER"); pg_ticks >"$WORK/pg0"
   BENCH_KIND=$kind BENCH_N=$n wrk -t2 -c"$conns" -d"${DURATION}s" --timeout 5s --latency -s "$WORK/paths.lua" "http://127.0.0.1:$port" >"$WORK/wrk.out" &
   local wrk_pid=$!
   # PostgreSQL's backends report their counts at most once a second while busy (and only after 10 s once
@@ -228,14 +236,14 @@ measure() {
   fi
   wait "$wrk_pid"
   out=$(cat "$WORK/wrk.out")
-  s1=$(cpu_of "$SERVER"); p1=$(cpu_of $pg_pids)
+  s1=$(cpu_of "$SERVER"); pg_ticks >"$WORK/pg1"
   if grep -q "Non-2xx\|Socket errors" <<<"$out"; then echo "$label: errors"; echo "$out"; tail -20 "$WORK/server.log"; exit 1; fi
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
   p99=$(ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
   requests=$(awk '/requests in/ {print $1}' <<<"$out")
   if [ "$BACKEND" = postgres ]; then
-    per_db=$(awk -v a="$p0" -v b="$p1" -v n="$requests" 'BEGIN {printf "%.0f", (b - a) * 1e6 / n}')
+    per_db=$(awk -v c="$(pg_cpu_between "$WORK/pg0" "$WORK/pg1")" -v n="$requests" 'BEGIN {printf "%.0f", c * 1e6 / n}')
     [ "$DURATION" -ge 4 ] && per_x=$(awk -v a="$x0" -v b="$x1" -v r="$rps" -v t=$((DURATION - 2)) 'BEGIN {printf "%.2f", (b - a) / t / r}')
   fi
   RPS[$label]=$rps

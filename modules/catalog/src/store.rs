@@ -141,13 +141,20 @@ fn fts_phrase(needle: &str) -> String {
     format!("\"{}\"", needle.replace('"', "\"\""))
 }
 
+/// How many products, in listing order, a search reads before it asks the trigram index.
+const SEARCH_WINDOW: i64 = 1000;
+
 /// Active products after `after` (by id, which is creation order for UUID v7) whose search text holds
 /// `needle` (already lowercased, as `search_text` is).
 ///
-/// Both backends answer from a trigram index when the needle has three characters or more: a GIN index
+/// A needle held by many products fills a page within the first products in listing order; one held by
+/// few would make that walk read the whole table, and only a trigram index finds it quickly: a GIN index
 /// over `search_text` on PostgreSQL (LIKE uses it), the FTS5 table `catalog_products_search` on SQLite.
-/// A shorter needle cannot be split into trigrams; it matches many products, and walking the listing's
-/// index with the filter finds a page quickly.
+/// PostgreSQL's planner cannot tell the two apart from a LIKE pattern (it guessed that a word held by one
+/// product of a million matched 1 %, walked the table and took 300 ms), so the search decides itself: it
+/// reads a window of `SEARCH_WINDOW` products first, and only when that does not fill the page asks the
+/// index for what comes after the window. A needle under three characters has no trigrams; it keeps
+/// walking.
 pub fn list_active(
     conn: &mut DbConn,
     needle: Option<&str>,
@@ -171,32 +178,95 @@ pub fn list_active(
             }
         };
     };
-    let indexed_on_sqlite = matches!(conn, DbConn::Sqlite(_));
+    let pattern = like_pattern(needle);
+    let mut window_end = p::catalog_products
+        .filter(p::active.eq(true))
+        .select(p::id)
+        .order(p::id.asc())
+        .offset(SEARCH_WINDOW - 1)
+        .limit(1)
+        .into_boxed();
+    if let Some(after) = after {
+        window_end = window_end.filter(p::id.gt(after));
+    }
+    let window_end: Option<String> = window_end.first(conn).optional()?;
+    let mut rows = walking(conn, &pattern, after, window_end.as_deref(), limit)?;
+    let Some(window_end) = window_end else {
+        // The window reached the last product: nothing is left to look for.
+        return Ok(rows);
+    };
+    let missing = limit - i64::try_from(rows.len()).unwrap_or(limit);
+    if missing <= 0 {
+        return Ok(rows);
+    }
+    rows.extend(if needle.chars().count() >= 3 {
+        indexed(conn, needle, &pattern, &window_end, missing)?
+    } else {
+        walking(conn, &pattern, Some(&window_end), None, missing)?
+    });
+    Ok(rows)
+}
+
+/// Matching active products in `(after, upto]`, walking the listing's order.
+fn walking(
+    conn: &mut DbConn,
+    pattern: &str,
+    after: Option<&str>,
+    upto: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<ProductRow>> {
+    use catalog_products::dsl as p;
     let mut query = p::catalog_products
         .filter(p::active.eq(true))
+        .filter(p::search_text.like(pattern).escape('\\'))
         .select(COLUMNS)
         .order(p::id.asc())
         .limit(limit)
         .into_boxed();
-    match needle {
-        needle if indexed_on_sqlite && needle.chars().count() >= 3 => {
-            query = query.filter(
+    if let Some(after) = after {
+        query = query.filter(p::id.gt(after));
+    }
+    if let Some(upto) = upto {
+        query = query.filter(p::id.le(upto));
+    }
+    query.load(conn)
+}
+
+/// Matching active products after `after`, found through the trigram index.
+fn indexed(
+    conn: &mut DbConn,
+    needle: &str,
+    pattern: &str,
+    after: &str,
+    limit: i64,
+) -> QueryResult<Vec<ProductRow>> {
+    use catalog_products::dsl as p;
+    let query = p::catalog_products
+        .filter(p::active.eq(true))
+        .filter(p::id.gt(after))
+        .select(COLUMNS)
+        .limit(limit)
+        .into_boxed();
+    if matches!(conn, DbConn::Sqlite(_)) {
+        query
+            .filter(
                 diesel::dsl::sql::<diesel::sql_types::Bool>(
                     "catalog_products.rowid IN (SELECT rowid FROM catalog_products_search \
                      WHERE catalog_products_search MATCH ",
                 )
                 .bind::<diesel::sql_types::Text, _>(fts_phrase(needle))
                 .sql(")"),
-            );
-        }
-        needle => {
-            query = query.filter(p::search_text.like(like_pattern(needle)).escape('\\'));
-        }
+            )
+            .order(p::id.asc())
+            .load(conn)
+    } else {
+        // Ordered by an expression the primary key cannot provide, so that the planner does not walk the
+        // table in key order hoping to meet the matches early: it takes them from the GIN index and sorts.
+        query
+            .filter(p::search_text.like(pattern).escape('\\'))
+            .order(p::id.concat("").asc())
+            .load(conn)
     }
-    if let Some(after) = after {
-        query = query.filter(p::id.gt(after));
-    }
-    query.load::<ProductRow>(conn)
 }
 
 #[cfg(test)]
