@@ -142,7 +142,7 @@ fn fts_phrase(needle: &str) -> String {
 }
 
 /// How many products, in listing order, a search reads before it asks the trigram index.
-const SEARCH_WINDOW: i64 = 1000;
+const SEARCH_WINDOW: i64 = 250;
 
 /// Active products after `after` (by id, which is creation order for UUID v7) whose search text holds
 /// `needle` (already lowercased, as `search_text` is).
