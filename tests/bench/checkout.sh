@@ -25,12 +25,14 @@ cargo build --release --quiet
 BIN="$PWD/target/release/shop"
 WORK="$(mktemp -d)"
 PIDS=()
-DBS=()
 SUFFIX="$$"
 cleanup() {
   kill "${PIDS[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
-  for db in "${DBS[@]:-}"; do [ -n "$db" ] && psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1; done
+  # By name, not by a list: `database` runs in a command substitution, a subshell whose additions are lost.
+  for db in $(psql "$PG_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'shop\_bench\_%\_$SUFFIX'" 2>/dev/null || true); do
+    psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -39,7 +41,6 @@ database() { # name -> URL of a fresh database
   local db="shop_bench_${1}_$SUFFIX"
   psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
   psql "$PG_URL" -qc "CREATE DATABASE $db" >/dev/null
-  DBS+=("$db")
   echo "$PG_BASE/$db?sslmode=disable"
 }
 
@@ -151,7 +152,6 @@ measure() { # label base script [connections] -> "rps p50 p99"
 
 TPCB_DB="shop_bench_tpcb_$SUFFIX"
 psql "$PG_URL" -qc "CREATE DATABASE $TPCB_DB" >/dev/null
-DBS+=("$TPCB_DB")
 pgbench -q -i -s 10 "$PG_BASE/$TPCB_DB" >/dev/null 2>&1
 psql "$PG_URL" -qc "SELECT pg_stat_reset()" >/dev/null 2>&1 || true
 echo "$(nproc) cores; PostgreSQL $(psql "$PG_URL" -Atc 'SHOW server_version'), synchronous_commit=$(psql "$PG_URL" -Atc 'SHOW synchronous_commit'), fsync=$(psql "$PG_URL" -Atc 'SHOW fsync'); wrk -t2 -c$CONNECTIONS -d${DURATION}s" >&2

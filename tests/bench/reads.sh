@@ -32,22 +32,23 @@ if [ "$PROFILE" = release ]; then cargo build --release --quiet; else cargo buil
 BIN="$PWD/target/$PROFILE/shop"
 WORK="$(mktemp -d)"
 SERVER=""
-DBS=()
 SUFFIX="$$"
+# Every step may fail (the server already gone, a database never made): cleanup must still reach the end.
 cleanup() {
-  [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
-  for db in "${DBS[@]:-}"; do
-    [ -n "$db" ] && psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+  if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
+  # By name, not by a list: `database` runs in a command substitution, a subshell whose additions are lost.
+  for db in $(psql "$PG_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'shop\_bench\_%\_$SUFFIX'" 2>/dev/null || true); do
+    psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 database() { # name -> URL of a fresh PostgreSQL database
   local db="shop_bench_${1}_$SUFFIX"
   psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
   psql "$PG_URL" -qc "CREATE DATABASE $db" >/dev/null
-  DBS+=("$db")
   echo "$PG_BASE/$db?sslmode=disable"
 }
 
@@ -62,7 +63,7 @@ start() { # database-url
   for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1 && return; sleep 0.1; done
   echo "the server did not become ready"; cat "$WORK/server.log"; exit 1
 }
-stop() { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
+stop() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
 
 # Cold start: exec to the first 200 of /health/ready, polled every millisecond; then the RSS after a
 # second of idling. `$1` is the database URL (migrations already applied: a restart, not a first run);
