@@ -178,19 +178,6 @@ async fn patching_changes_only_the_given_fields() {
     .assert_problem(401, "unauthenticated");
 }
 
-/// The SKUs of a page of products, in order (the page must be a 200).
-fn skus(r: &Reply) -> Vec<String> {
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    r.body["items"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| p["sku"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn listing_shows_active_products_and_searches_name_and_sku() {
     let app = spawn_scenario(&[]).await;
@@ -208,22 +195,25 @@ async fn listing_shows_active_products_and_searches_name_and_sku() {
 
     let all = app.get("/api/v1/products", None).await;
     assert_eq!(all.status, StatusCode::OK);
-    assert_eq!(skus(&all), vec!["MUG-BLUE", "TEA-1"]);
+    assert_eq!(all.skus(), vec!["MUG-BLUE", "TEA-1"]);
     assert_eq!(all.body["next_cursor"], serde_json::Value::Null);
     assert_eq!(
-        skus(&app.get("/api/v1/products?q=MUG", None).await),
+        app.get("/api/v1/products?q=MUG", None).await.skus(),
         vec!["MUG-BLUE"]
     );
     assert_eq!(
-        skus(&app.get("/api/v1/products?q=green", None).await),
+        app.get("/api/v1/products?q=green", None).await.skus(),
         vec!["TEA-1"]
     );
     assert_eq!(
-        skus(&app.get("/api/v1/products?q=tea-", None).await),
+        app.get("/api/v1/products?q=tea-", None).await.skus(),
         vec!["TEA-1"]
     );
     assert!(
-        skus(&app.get("/api/v1/products?q=%25", None).await).is_empty(),
+        app.get("/api/v1/products?q=%25", None)
+            .await
+            .skus()
+            .is_empty(),
         "% is not a wildcard"
     );
 }
@@ -256,7 +246,7 @@ async fn search_is_a_literal_case_insensitive_substring_that_follows_changes() {
             .collect();
         let path = format!("/api/v1/products?q={encoded}");
         let app = &app;
-        async move { skus(&app.get(&path, None).await) }
+        async move { app.get(&path, None).await.skus() }
     };
     assert_eq!(search("MUG").await, vec!["MUG-BLUE", "SALE-1"]);
     assert_eq!(search("\"off\"").await, vec!["SALE-1"], "quotes are text");
@@ -287,7 +277,7 @@ async fn search_is_a_literal_case_insensitive_substring_that_follows_changes() {
 
     // Search results page like the listing.
     let first = app.get("/api/v1/products?q=lamp&limit=2", None).await;
-    assert_eq!(skus(&first), vec!["LAMP-0", "LAMP-1"]);
+    assert_eq!(first.skus(), vec!["LAMP-0", "LAMP-1"]);
     let cursor = first.body["next_cursor"].as_str().unwrap_or_default();
     let rest = app
         .get(
@@ -295,7 +285,7 @@ async fn search_is_a_literal_case_insensitive_substring_that_follows_changes() {
             None,
         )
         .await;
-    assert_eq!(skus(&rest), vec!["LAMP-2"]);
+    assert_eq!(rest.skus(), vec!["LAMP-2"]);
     assert_eq!(rest.body["next_cursor"], serde_json::Value::Null);
 }
 
@@ -311,14 +301,9 @@ async fn listing_pages_with_an_opaque_cursor() {
     let mut path = "/api/v1/products?limit=2".to_string();
     loop {
         let r = app.get(&path, None).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        let items = r.body["items"].as_array().cloned().unwrap_or_default();
-        assert!(items.len() <= 2);
-        seen.extend(
-            items
-                .iter()
-                .filter_map(|p| p["sku"].as_str().map(str::to_string)),
-        );
+        let skus = r.skus();
+        assert!(skus.len() <= 2);
+        seen.extend(skus);
         match r.body["next_cursor"].as_str() {
             Some(c) => path = format!("/api/v1/products?limit=2&cursor={c}"),
             None => break,

@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use diesel::connection::SimpleConnection;
-use reqwest::StatusCode;
 
 /// 1,100 active products inserted in bulk, with ids that sort before any the API makes.
 fn seed_bulk(url: &str) {
@@ -33,18 +32,6 @@ fn seed_bulk(url: &str) {
     .unwrap_or_else(|e| panic!("{e}"));
 }
 
-fn skus(r: &Reply) -> Vec<String> {
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    r.body["items"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| p["sku"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn search_finds_rare_and_common_needles_past_the_walked_window() {
     let app = spawn_app().await;
@@ -59,10 +46,10 @@ async fn search_finds_rare_and_common_needles_past_the_walked_window() {
 
     // Rare: nothing in the window, two after it (through the index).
     let r = app.get("/api/v1/products?q=teapot", None).await;
-    assert_eq!(skus(&r), vec!["TEAPOT-1", "TEAPOT-2"]);
+    assert_eq!(r.skus(), vec!["TEAPOT-1", "TEAPOT-2"]);
     // Rare and paged: the cursor continues in the index.
     let first = app.get("/api/v1/products?q=teapot&limit=1", None).await;
-    assert_eq!(skus(&first), vec!["TEAPOT-1"]);
+    assert_eq!(first.skus(), vec!["TEAPOT-1"]);
     let cursor = first.body["next_cursor"].as_str().unwrap_or_default();
     let rest = app
         .get(
@@ -70,24 +57,24 @@ async fn search_finds_rare_and_common_needles_past_the_walked_window() {
             None,
         )
         .await;
-    assert_eq!(skus(&rest), vec!["TEAPOT-2"]);
+    assert_eq!(rest.skus(), vec!["TEAPOT-2"]);
     assert_eq!(rest.body["next_cursor"], serde_json::Value::Null);
 
     // Common: the window fills the page, in listing order.
     let r = app
         .get("/api/v1/products?q=oak%20chair&limit=3", None)
         .await;
-    assert_eq!(skus(&r), vec!["BULK-00003", "BULK-00007", "BULK-00011"]);
+    assert_eq!(r.skus(), vec!["BULK-00003", "BULK-00007", "BULK-00011"]);
 
     // Few in the window, the rest after it: one page joins both.
     let r = app
         .get("/api/v1/products?q=chair%20002&limit=100", None)
         .await;
     let expected: Vec<String> = (200..=299).map(|n| format!("BULK-{n:05}")).collect();
-    assert_eq!(skus(&r), expected, "51 in the window, 49 after it");
+    assert_eq!(r.skus(), expected, "51 in the window, 49 after it");
     assert_eq!(r.body["next_cursor"], serde_json::Value::Null);
 
     // Short needles have no trigrams: the walk goes on past the window.
     let r = app.get("/api/v1/products?q=qx", None).await;
-    assert_eq!(skus(&r), vec!["QX-1"]);
+    assert_eq!(r.skus(), vec!["QX-1"]);
 }

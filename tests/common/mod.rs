@@ -287,6 +287,19 @@ impl Reply {
         );
     }
 
+    /// The SKUs of a page of products, in order; the reply must be a 200.
+    pub fn skus(&self) -> Vec<String> {
+        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
+        self.body["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p["sku"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The field names of a validation problem.
     pub fn fields(&self) -> Vec<String> {
         self.body["errors"]

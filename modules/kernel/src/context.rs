@@ -155,39 +155,6 @@ impl RequestContext {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    /// A context for a signed-in user with this role.
-    pub(crate) fn user(role: Role) -> RequestContext {
-        RequestContext {
-            caller: Caller::User(UserCaller {
-                id: Uuid::now_v7(),
-                role,
-            }),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn anonymous_callers_are_unauthenticated_for_admin_operations() {
-        assert_eq!(
-            RequestContext::default().require_admin(),
-            Err(AccessDenied::Unauthenticated)
-        );
-    }
-
-    #[test]
-    fn customers_are_forbidden_admin_operations() {
-        assert_eq!(
-            user(Role::Customer).require_admin(),
-            Err(AccessDenied::Forbidden)
-        );
-        assert!(user(Role::Admin).require_admin().is_ok());
-    }
-}
-
 /// A fresh request id (UUID v7) for a request that came without one.
 ///
 /// Its random bits come from a generator per thread, seeded once from the operating system: a request
@@ -223,13 +190,41 @@ pub fn new_request_id() -> String {
 }
 
 #[cfg(test)]
-mod request_id_tests {
-    use super::new_request_id;
+pub(crate) mod tests {
+    use super::*;
+
+    /// A context for a signed-in user with this role.
+    pub(crate) fn user(role: Role) -> RequestContext {
+        RequestContext {
+            caller: Caller::User(UserCaller {
+                id: Uuid::now_v7(),
+                role,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn anonymous_callers_are_unauthenticated_for_admin_operations() {
+        assert_eq!(
+            RequestContext::default().require_admin(),
+            Err(AccessDenied::Unauthenticated)
+        );
+    }
+
+    #[test]
+    fn customers_are_forbidden_admin_operations() {
+        assert_eq!(
+            user(Role::Customer).require_admin(),
+            Err(AccessDenied::Forbidden)
+        );
+        assert!(user(Role::Admin).require_admin().is_ok());
+    }
 
     #[test]
     fn request_ids_are_distinct_version_7_uuids() {
         let ids: std::collections::HashSet<String> =
-            (0..10_000).map(|_| new_request_id()).collect();
+            (0..10_000).map(|_| super::new_request_id()).collect();
         assert_eq!(ids.len(), 10_000);
         for id in ids.iter().take(10) {
             let parsed = uuid::Uuid::parse_str(id).unwrap_or_default();
