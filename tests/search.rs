@@ -1,19 +1,25 @@
-//! Search over a catalog larger than the window a search walks before it asks the trigram index
-//! (`shop_catalog::store`, 250 products): rare needles are found through the index (GIN on PostgreSQL,
-//! FTS5 on SQLite), common ones while walking, short ones by walking on, and pages join up across the two.
+//! Search over a catalog larger than what a search walks before it asks the trigram index
+//! (`shop_catalog::store`: a window of 250 products, then 5,000 more when the needle turned up in the
+//! window): rare needles are found through the index (GIN on PostgreSQL, FTS5 on SQLite), common ones while
+//! walking, short ones by walking on, and pages join up across the walks and the index.
 
 mod common;
 
 use common::*;
 use diesel::connection::SimpleConnection;
 
-/// 1,100 active products inserted in bulk, with ids that sort before any the API makes.
+/// 5,400 active products inserted in bulk, with ids that sort before any the API makes. Product 10 is the
+/// only zebra among them.
 fn seed_bulk(url: &str) {
     let db = shop_kernel::db::Database::connect(url, 1).unwrap_or_else(|e| panic!("{e}"));
     let mut conn = db.get().unwrap_or_else(|e| panic!("{e}"));
-    let rows: Vec<String> = (1..=1100)
+    let rows: Vec<String> = (1..=5400)
         .map(|n| {
-            let colour = ["red", "blue", "green", "oak"][n % 4];
+            let colour = if n == 10 {
+                "zebra"
+            } else {
+                ["red", "blue", "green", "oak"][n % 4]
+            };
             let name = format!("Bench {colour} chair {n:05}");
             let sku = format!("BULK-{n:05}");
             format!(
@@ -38,11 +44,12 @@ async fn search_finds_rare_and_common_needles_past_the_walked_window() {
     let url = app.db.as_ref().map(|d| d.url.clone()).unwrap_or_default();
     seed_bulk(&url);
     let admin = app.admin_token().await;
-    // Made through the API after the bulk rows: their ids come after all 1,100, outside the window.
+    // Made through the API after the bulk rows: their ids come after all 5,400, past every walk.
     app.product(&admin, "TEAPOT-1", "Rare teapot", 100).await;
     app.product(&admin, "TEAPOT-2", "Another rare teapot", 100)
         .await;
     app.product(&admin, "QX-1", "qx kettle", 100).await;
+    app.product(&admin, "ZEBRA-1", "Zebra mug", 100).await;
 
     // Rare: nothing in the window, two after it (through the index).
     let r = app.get("/api/v1/products?q=teapot", None).await;
@@ -73,6 +80,10 @@ async fn search_finds_rare_and_common_needles_past_the_walked_window() {
     let expected: Vec<String> = (200..=299).map(|n| format!("BULK-{n:05}")).collect();
     assert_eq!(r.skus(), expected, "51 in the window, 49 after it");
     assert_eq!(r.body["next_cursor"], serde_json::Value::Null);
+
+    // Met in the window, then not for 5,000 products: the rest comes from the index.
+    let r = app.get("/api/v1/products?q=zebra", None).await;
+    assert_eq!(r.skus(), vec!["BULK-00010", "ZEBRA-1"]);
 
     // Short needles have no trigrams: the walk goes on past the window.
     let r = app.get("/api/v1/products?q=qx", None).await;

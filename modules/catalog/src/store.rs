@@ -143,6 +143,8 @@ fn fts_phrase(needle: &str) -> String {
 
 /// How many products, in listing order, a search reads before it asks the trigram index.
 const SEARCH_WINDOW: i64 = 250;
+/// How many more products a search walks when the needle turned up in the window but did not fill the page.
+const SEARCH_STRETCH: i64 = 5_000;
 
 /// Active products after `after` (by id, which is creation order for UUID v7) whose search text holds
 /// `needle` (already lowercased, as `search_text` is).
@@ -150,11 +152,17 @@ const SEARCH_WINDOW: i64 = 250;
 /// A needle held by many products fills a page within the first products in listing order; one held by
 /// few would make that walk read the whole table, and only a trigram index finds it quickly: a GIN index
 /// over `search_text` on PostgreSQL (LIKE uses it), the FTS5 table `catalog_products_search` on SQLite.
-/// PostgreSQL's planner cannot tell the two apart from a LIKE pattern (it guessed that a word held by one
-/// product of a million matched 1 %, walked the table and took 300 ms), so the search decides itself: it
-/// reads a window of `SEARCH_WINDOW` products first, and only when that does not fill the page asks the
-/// index for what comes after the window. A needle under three characters has no trigrams; it keeps
-/// walking.
+/// But the index hands over every match, and the page is the first few in listing order: a colour held by
+/// one product in sixteen is 60,000 rows to fetch and sort at a million products (450 ms). Neither
+/// planner can tell these cases apart from a pattern, so the search decides from what it meets:
+///
+/// 1. It walks a window of `SEARCH_WINDOW` products in listing order.
+/// 2. If the needle turned up there but did not fill the page, it is common enough that walking on finds the
+///    rest sooner than the index would: it walks up to `SEARCH_STRETCH` more products.
+/// 3. What is still missing (all of it for a needle the window never met) comes from the index, after the
+///    products already walked.
+///
+/// Every walk stops as soon as the page is full. A needle under three characters has no trigrams; it walks.
 pub fn list_active(
     conn: &mut DbConn,
     needle: Option<&str>,
@@ -179,57 +187,87 @@ pub fn list_active(
         };
     };
     let pattern = like_pattern(needle);
-    let mut window_end = p::catalog_products
-        .filter(p::active.eq(true))
-        .select(p::id)
-        .order(p::id.asc())
-        .offset(SEARCH_WINDOW - 1)
-        .limit(1)
-        .into_boxed();
-    if let Some(after) = after {
-        window_end = window_end.filter(p::id.gt(after));
+    // Every id sorts after the empty string: the first page is the page after "".
+    let after = after.unwrap_or("");
+    if needle.chars().count() < 3 {
+        return walk(conn, &pattern, after, None, limit);
     }
-    let window_end: Option<String> = window_end.first(conn).optional()?;
-    let mut rows = walking(conn, &pattern, after, window_end.as_deref(), limit)?;
-    let Some(window_end) = window_end else {
+    let mut rows = walk(conn, &pattern, after, Some(SEARCH_WINDOW), limit)?;
+    let missing = |rows: &Vec<ProductRow>| limit - i64::try_from(rows.len()).unwrap_or(limit);
+    if missing(&rows) <= 0 {
+        return Ok(rows);
+    }
+    let Some(mut walked_to) = nth_after(conn, after, SEARCH_WINDOW)? else {
         // The window reached the last product: nothing is left to look for.
         return Ok(rows);
     };
-    let missing = limit - i64::try_from(rows.len()).unwrap_or(limit);
-    if missing <= 0 {
-        return Ok(rows);
+    if !rows.is_empty() {
+        rows.extend(walk(
+            conn,
+            &pattern,
+            &walked_to,
+            Some(SEARCH_STRETCH),
+            missing(&rows),
+        )?);
+        if missing(&rows) <= 0 {
+            return Ok(rows);
+        }
+        let Some(end) = nth_after(conn, &walked_to, SEARCH_STRETCH)? else {
+            return Ok(rows);
+        };
+        walked_to = end;
     }
-    rows.extend(if needle.chars().count() >= 3 {
-        indexed(conn, needle, &pattern, &window_end, missing)?
-    } else {
-        walking(conn, &pattern, Some(&window_end), None, missing)?
-    });
+    let left = missing(&rows);
+    rows.extend(indexed(conn, needle, &pattern, &walked_to, left)?);
     Ok(rows)
 }
 
-/// Matching active products in `(after, upto]`, walking the listing's order.
-fn walking(
+/// The id of the `n`th active product after `after` in listing order, if there are that many.
+fn nth_after(conn: &mut DbConn, after: &str, n: i64) -> QueryResult<Option<String>> {
+    use catalog_products::dsl as p;
+    let query = p::catalog_products
+        .filter(p::active.eq(true))
+        .filter(p::id.gt(after))
+        .select(p::id)
+        .order(p::id.asc())
+        .offset(n - 1)
+        .limit(1);
+    shop_kernel::on_backend!(conn, |c| query.first::<String>(c).optional())
+}
+
+/// Matching active products after `after` in listing order, among the next `products` (all when `None`).
+///
+/// PostgreSQL's LIKE escapes with a backslash unless told otherwise; an `ESCAPE '\'` clause would make its
+/// cached plan call `like_escape` on the pattern for every row. SQLite has no escape character by default.
+fn walk(
     conn: &mut DbConn,
     pattern: &str,
-    after: Option<&str>,
-    upto: Option<&str>,
+    after: &str,
+    products: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<ProductRow>> {
     use catalog_products::dsl as p;
-    let mut query = p::catalog_products
+    if let Some(products) = products {
+        let query = WindowWalk {
+            after,
+            products,
+            pattern,
+            limit,
+        };
+        return shop_kernel::on_backend!(conn, |c| query.load::<ProductRow>(c));
+    }
+    let query = p::catalog_products
         .filter(p::active.eq(true))
-        .filter(p::search_text.like(pattern).escape('\\'))
+        .filter(p::id.gt(after))
         .select(COLUMNS)
         .order(p::id.asc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(p::id.gt(after));
+        .limit(limit);
+    match conn {
+        DbConn::Pg(c) => query.filter(p::search_text.like(pattern)).load(c),
+        DbConn::Sqlite(c) => query
+            .filter(p::search_text.like(pattern).escape('\\'))
+            .load(c),
     }
-    if let Some(upto) = upto {
-        query = query.filter(p::id.le(upto));
-    }
-    query.load(conn)
 }
 
 /// Matching active products after `after`, found through the trigram index.
@@ -241,31 +279,144 @@ fn indexed(
     limit: i64,
 ) -> QueryResult<Vec<ProductRow>> {
     use catalog_products::dsl as p;
-    let query = p::catalog_products
-        .filter(p::active.eq(true))
-        .filter(p::id.gt(after))
-        .select(COLUMNS)
-        .limit(limit)
-        .into_boxed();
-    if matches!(conn, DbConn::Sqlite(_)) {
-        query
-            .filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>(
-                    "catalog_products.rowid IN (SELECT rowid FROM catalog_products_search \
-                     WHERE catalog_products_search MATCH ",
-                )
-                .bind::<diesel::sql_types::Text, _>(fts_phrase(needle))
-                .sql(")"),
-            )
-            .order(p::id.asc())
-            .load(conn)
-    } else {
+    match conn {
         // Ordered by an expression the primary key cannot provide, so that the planner does not walk the
         // table in key order hoping to meet the matches early: it takes them from the GIN index and sorts.
-        query
-            .filter(p::search_text.like(pattern).escape('\\'))
+        DbConn::Pg(c) => p::catalog_products
+            .filter(p::active.eq(true))
+            .filter(p::id.gt(after))
+            .filter(p::search_text.like(pattern))
+            .select(COLUMNS)
             .order(p::id.concat("").asc())
-            .load(conn)
+            .limit(limit)
+            .load(c),
+        DbConn::Sqlite(c) => FtsMatches {
+            after,
+            phrase: fts_phrase(needle),
+            limit,
+        }
+        .load(c),
+    }
+}
+
+/// `SELECT` of `COLUMNS`' SQL types, for the statements diesel's query builder cannot write.
+type RowSql = (
+    diesel::sql_types::Text,
+    diesel::sql_types::Text,
+    diesel::sql_types::Text,
+    diesel::sql_types::Text,
+    diesel::sql_types::BigInt,
+    diesel::sql_types::Text,
+    diesel::sql_types::Bool,
+    diesel::sql_types::Timestamp,
+    diesel::sql_types::Timestamp,
+);
+
+const ROW_SQL: &str =
+    "id, sku, name, description, price_minor, currency, active, created_at, updated_at";
+
+/// A statement of static shape written by hand: each connection prepares it once (diesel never caches raw
+/// SQL), with the binds `walk_ast` pushes.
+macro_rules! static_statement {
+    ($ty:ident) => {
+        impl diesel::query_builder::QueryId for $ty<'_> {
+            type QueryId = $ty<'static>;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+        impl diesel::query_builder::Query for $ty<'_> {
+            type SqlType = RowSql;
+        }
+        impl<C> RunQueryDsl<C> for $ty<'_> {}
+    };
+}
+
+/// Matching products among the next `products` after `after`: a subquery bounds the walk, and the walk stops
+/// when the page is full, so a common needle reads a few rows, not the window.
+struct WindowWalk<'a> {
+    after: &'a str,
+    products: i64,
+    pattern: &'a str,
+    limit: i64,
+}
+
+static_statement!(WindowWalk);
+
+impl WindowWalk<'_> {
+    fn walk<'b, DB: diesel::backend::Backend>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+        active: &str,
+        escape: &str,
+    ) -> QueryResult<()>
+    where
+        str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+        i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+    {
+        use diesel::sql_types::{BigInt, Text};
+        out.push_sql("SELECT ");
+        out.push_sql(ROW_SQL);
+        out.push_sql(" FROM (SELECT ");
+        out.push_sql(ROW_SQL);
+        out.push_sql(", search_text FROM catalog_products WHERE active = ");
+        out.push_sql(active);
+        out.push_sql(" AND id > ");
+        out.push_bind_param::<Text, str>(self.after)?;
+        out.push_sql(" ORDER BY id LIMIT ");
+        out.push_bind_param::<BigInt, i64>(&self.products)?;
+        out.push_sql(") AS walked WHERE search_text LIKE ");
+        out.push_bind_param::<Text, str>(self.pattern)?;
+        out.push_sql(escape);
+        out.push_sql(" ORDER BY id LIMIT ");
+        out.push_bind_param::<BigInt, i64>(&self.limit)?;
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for WindowWalk<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        self.walk(out, "true", "")
+    }
+}
+
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for WindowWalk<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        self.walk(out, "1", " ESCAPE '\\'")
+    }
+}
+
+/// SQLite's index part: the products after `after` whose rowid the FTS5 table gives for the phrase.
+struct FtsMatches<'a> {
+    after: &'a str,
+    phrase: String,
+    limit: i64,
+}
+
+static_statement!(FtsMatches);
+
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for FtsMatches<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Text};
+        out.push_sql("SELECT ");
+        out.push_sql(ROW_SQL);
+        out.push_sql(" FROM catalog_products WHERE active = 1 AND id > ");
+        out.push_bind_param::<Text, str>(self.after)?;
+        out.push_sql(
+            " AND seq IN (SELECT rowid FROM catalog_products_search \
+             WHERE catalog_products_search MATCH ",
+        );
+        out.push_bind_param::<Text, String>(&self.phrase)?;
+        out.push_sql(") ORDER BY id LIMIT ");
+        out.push_bind_param::<BigInt, i64>(&self.limit)?;
+        Ok(())
     }
 }
 
