@@ -190,19 +190,29 @@ pub fn list_active(
     // Every id sorts after the empty string: the first page is the page after "".
     let after = after.unwrap_or("");
     if needle.chars().count() < 3 {
-        return walk(conn, &pattern, after, limit);
+        return walk(conn, &pattern, after, None, limit);
     }
-    let window = walk_window(conn, &pattern, after, SEARCH_WINDOW, limit)?;
-    let mut rows = window.hits;
+    let mut rows = walk(conn, &pattern, after, Some(SEARCH_WINDOW), limit)?;
     let missing = |rows: &Vec<ProductRow>| limit - i64::try_from(rows.len()).unwrap_or(limit);
-    // No end: the window reached the last product, and nothing is left to look for.
-    let (Some(mut walked_to), true) = (window.end, missing(&rows) > 0) else {
+    if missing(&rows) <= 0 {
+        return Ok(rows);
+    }
+    let Some(mut walked_to) = nth_after(conn, after, SEARCH_WINDOW)? else {
+        // The window reached the last product: nothing is left to look for.
         return Ok(rows);
     };
     if !rows.is_empty() {
-        let stretch = walk_window(conn, &pattern, &walked_to, SEARCH_STRETCH, missing(&rows))?;
-        rows.extend(stretch.hits);
-        let (Some(end), true) = (stretch.end, missing(&rows) > 0) else {
+        rows.extend(walk(
+            conn,
+            &pattern,
+            &walked_to,
+            Some(SEARCH_STRETCH),
+            missing(&rows),
+        )?);
+        if missing(&rows) <= 0 {
+            return Ok(rows);
+        }
+        let Some(end) = nth_after(conn, &walked_to, SEARCH_STRETCH)? else {
             return Ok(rows);
         };
         walked_to = end;
@@ -212,53 +222,40 @@ pub fn list_active(
     Ok(rows)
 }
 
-/// What a bounded walk found.
-struct Walked {
-    /// The matching products, in listing order, at most the page.
-    hits: Vec<ProductRow>,
-    /// The last product the walk was allowed to read, when the page did not fill before it and there were
-    /// that many products: where the search goes on.
-    end: Option<String>,
+/// The id of the `n`th active product after `after` in listing order, if there are that many.
+fn nth_after(conn: &mut DbConn, after: &str, n: i64) -> QueryResult<Option<String>> {
+    use catalog_products::dsl as p;
+    let query = p::catalog_products
+        .filter(p::active.eq(true))
+        .filter(p::id.gt(after))
+        .select(p::id)
+        .order(p::id.asc())
+        .offset(n - 1)
+        .limit(1);
+    shop_kernel::on_backend!(conn, |c| query.first::<String>(c).optional())
 }
 
-/// Matching active products among the next `products` after `after`, at most `limit`; see `WindowWalk`.
-fn walk_window(
-    conn: &mut DbConn,
-    pattern: &str,
-    after: &str,
-    products: i64,
-    limit: i64,
-) -> QueryResult<Walked> {
-    let query = WindowWalk {
-        after,
-        products,
-        pattern,
-        limit,
-    };
-    let rows = shop_kernel::on_backend!(conn, |c| query.load::<(ProductRow, bool, i64)>(c))?;
-    let mut walked = Walked {
-        hits: Vec::with_capacity(rows.len()),
-        end: None,
-    };
-    for (row, hit, n) in rows {
-        if n == products {
-            walked.end = Some(row.id.clone());
-        }
-        if hit {
-            walked.hits.push(row);
-        }
-    }
-    // The row past a full page may match too.
-    walked.hits.truncate(usize::try_from(limit).unwrap_or(0));
-    Ok(walked)
-}
-
-/// Matching active products after `after` in listing order, walking on until the page is full.
+/// Matching active products after `after` in listing order, among the next `products` (all when `None`).
 ///
 /// PostgreSQL's LIKE escapes with a backslash unless told otherwise; an `ESCAPE '\'` clause would make its
 /// cached plan call `like_escape` on the pattern for every row. SQLite has no escape character by default.
-fn walk(conn: &mut DbConn, pattern: &str, after: &str, limit: i64) -> QueryResult<Vec<ProductRow>> {
+fn walk(
+    conn: &mut DbConn,
+    pattern: &str,
+    after: &str,
+    products: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<ProductRow>> {
     use catalog_products::dsl as p;
+    if let Some(products) = products {
+        let query = WindowWalk {
+            after,
+            products,
+            pattern,
+            limit,
+        };
+        return shop_kernel::on_backend!(conn, |c| query.load::<ProductRow>(c));
+    }
     let query = p::catalog_products
         .filter(p::active.eq(true))
         .filter(p::id.gt(after))
@@ -321,22 +318,20 @@ const ROW_SQL: &str =
 /// A statement of static shape written by hand: each connection prepares it once (diesel never caches raw
 /// SQL), with the binds `walk_ast` pushes.
 macro_rules! static_statement {
-    ($ty:ident, $sql_type:ty) => {
+    ($ty:ident) => {
         impl diesel::query_builder::QueryId for $ty<'_> {
             type QueryId = $ty<'static>;
             const HAS_STATIC_QUERY_ID: bool = true;
         }
         impl diesel::query_builder::Query for $ty<'_> {
-            type SqlType = $sql_type;
+            type SqlType = RowSql;
         }
         impl<C> RunQueryDsl<C> for $ty<'_> {}
     };
 }
 
-/// Matching products among the next `products` after `after`, each with whether it matches and its place in
-/// the walk, plus the walk's last product whether it matches or not: one statement tells where the search
-/// goes on. A subquery bounds the walk, and the walk stops when the page is full, so a common needle reads
-/// a few rows, not the window.
+/// Matching products among the next `products` after `after`: a subquery bounds the walk, and the walk stops
+/// when the page is full, so a common needle reads a few rows, not the window.
 struct WindowWalk<'a> {
     after: &'a str,
     products: i64,
@@ -344,10 +339,7 @@ struct WindowWalk<'a> {
     limit: i64,
 }
 
-static_statement!(
-    WindowWalk,
-    (RowSql, diesel::sql_types::Bool, diesel::sql_types::BigInt)
-);
+static_statement!(WindowWalk);
 
 impl WindowWalk<'_> {
     fn walk<'b, DB: diesel::backend::Backend>(
@@ -363,12 +355,9 @@ impl WindowWalk<'_> {
         use diesel::sql_types::{BigInt, Text};
         out.push_sql("SELECT ");
         out.push_sql(ROW_SQL);
-        out.push_sql(", search_text LIKE ");
-        out.push_bind_param::<Text, str>(self.pattern)?;
-        out.push_sql(escape);
-        out.push_sql(" AS hit, n FROM (SELECT ");
+        out.push_sql(" FROM (SELECT ");
         out.push_sql(ROW_SQL);
-        out.push_sql(", search_text, row_number() OVER (ORDER BY id) AS n FROM catalog_products WHERE active = ");
+        out.push_sql(", search_text FROM catalog_products WHERE active = ");
         out.push_sql(active);
         out.push_sql(" AND id > ");
         out.push_bind_param::<Text, str>(self.after)?;
@@ -377,13 +366,8 @@ impl WindowWalk<'_> {
         out.push_sql(") AS walked WHERE search_text LIKE ");
         out.push_bind_param::<Text, str>(self.pattern)?;
         out.push_sql(escape);
-        out.push_sql(" OR n = ");
-        out.push_bind_param::<BigInt, i64>(&self.products)?;
-        // At most the page and the last product: while the page is not full, the last product is the
-        // one row more.
         out.push_sql(" ORDER BY id LIMIT ");
         out.push_bind_param::<BigInt, i64>(&self.limit)?;
-        out.push_sql(" + 1");
         Ok(())
     }
 }
@@ -413,7 +397,7 @@ struct FtsMatches<'a> {
     limit: i64,
 }
 
-static_statement!(FtsMatches, RowSql);
+static_statement!(FtsMatches);
 
 impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for FtsMatches<'_> {
     fn walk_ast<'b>(
