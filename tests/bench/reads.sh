@@ -258,7 +258,8 @@ ratio() { awk -v a="${RPS[$1]:-0}" -v b="${RPS[$2]:-0}" 'BEGIN { if (b > 0) prin
 echo "pgbench -S ceiling..." >&2
 PGB_URL="$(database pgbench)"
 pgbench -q -i -s 10 "${PGB_URL%%\?*}" >/dev/null 2>&1
-CEILING=$(pgbench -S -M prepared -c 8 -j 2 -T "$DURATION" -h 127.0.0.1 -U postgres "shop_bench_pgbench_$SUFFIX" 2>/dev/null |
+# Without TLS, as the servers connect: libpq prefers TLS when the server offers it.
+CEILING=$(pgbench -S -M prepared -c 8 -j 2 -T "$DURATION" "$PGB_URL" 2>/dev/null |
   awk '/^tps/ {print int($3)}')
 RPS[pgbench]=$CEILING
 echo "pgbench -S: $CEILING tps" >&2
