@@ -1,5 +1,5 @@
 //! Search over a catalog larger than what a search walks before it asks the trigram index
-//! (`shop_catalog::store`: a window of 250 products, then 5,000 more when the needle turned up in the
+//! (`shop_catalog::store`: a window of 100 products, then 5,000 more when the needle turned up in the
 //! window): rare needles are found through the index (GIN on PostgreSQL, FTS5 on SQLite), common ones while
 //! walking, short ones by walking on, and pages join up across the walks and the index.
 
@@ -73,12 +73,29 @@ async fn search_finds_rare_and_common_needles_past_the_walked_window() {
         .await;
     assert_eq!(r.skus(), vec!["BULK-00003", "BULK-00007", "BULK-00011"]);
 
-    // Few in the window, the rest after it: one page joins both.
+    // Few in the window, the rest after it: one page joins both, and the next page goes on from its cursor.
+    let bulk = |range: std::ops::RangeInclusive<usize>| range.map(|n| format!("BULK-{n:05}"));
+    let first = app
+        .get("/api/v1/products?q=chair%20001&limit=60", None)
+        .await;
+    let expected: Vec<String> = bulk(100..=159).collect();
+    assert_eq!(first.skus(), expected, "1 in the window, 59 after it");
+    let cursor = first.body["next_cursor"].as_str().unwrap_or_default();
+    let rest = app
+        .get(
+            &format!("/api/v1/products?q=chair%20001&limit=60&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(rest.skus(), bulk(160..=199).collect::<Vec<_>>());
+    assert_eq!(rest.body["next_cursor"], serde_json::Value::Null);
+
+    // Many held by products past the window, none in it: the index finds them all.
     let r = app
         .get("/api/v1/products?q=chair%20002&limit=100", None)
         .await;
-    let expected: Vec<String> = (200..=299).map(|n| format!("BULK-{n:05}")).collect();
-    assert_eq!(r.skus(), expected, "51 in the window, 49 after it");
+    let expected: Vec<String> = bulk(200..=299).collect();
+    assert_eq!(r.skus(), expected);
     assert_eq!(r.body["next_cursor"], serde_json::Value::Null);
 
     // Met in the window, then not for 5,000 products: the rest comes from the index.
