@@ -4,10 +4,12 @@
 # products and stock in bulk (10,000, then 1,000,000), and runs wrk on: a product by random id, the first
 # page of the listing, a stock level by random SKU, a search that matches one product, /health/live, and
 # /health/live served by a bare actix-web app in the same process (SHOP_BENCH_BARE_ADDR). In the same
-# sitting, `pgbench -S -M prepared -c 8 -j 2` over TCP is the ceiling of a one-row read on this PostgreSQL.
+# sitting, `pgbench -S -M prepared -c 8 -j 2` over TCP without TLS is the ceiling of a one-row read on this
+# PostgreSQL, and a plain actix-web + diesel server (tests/bench/plain-read) serves the same product read on
+# the same database: the yardstick of what the framework and the driver cost before anything of shop's.
 # It also measures cold start to ready and idle RSS. Prints one table and the ratios of docs/performance.md.
 #
-#   tests/bench/reads.sh                                  # about 6 minutes
+#   tests/bench/reads.sh                                  # about 13 minutes
 #   DURATION=15 tests/bench/reads.sh                      # longer runs
 #   SIZES=10000 BACKENDS=postgres tests/bench/reads.sh    # one dataset
 #   QUICK=1 tests/bench/reads.sh                          # CI smoke: 1 s per run, 1,000 products, debug build
@@ -28,14 +30,23 @@ PG_BASE="${PG_URL%/*}"
 for tool in wrk pgbench psql python3 curl; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install wrk postgresql-client python3 curl)"; exit 1; }
 done
-if [ "$PROFILE" = release ]; then cargo build --release --quiet; else cargo build --quiet; fi
+# The yardstick: a plain actix-web + diesel server's one-row read (tests/bench/plain-read), beside shop's.
+PLAIN=(--quiet --manifest-path tests/bench/plain-read/Cargo.toml --target-dir "$PWD/target/plain-read")
+if [ "$PROFILE" = release ]; then
+  cargo build --release --quiet && cargo build --release "${PLAIN[@]}"
+else
+  cargo build --quiet && cargo build "${PLAIN[@]}"
+fi
 BIN="$PWD/target/$PROFILE/shop"
+PLAIN_BIN="$PWD/target/plain-read/$PROFILE/plain-read"
 WORK="$(mktemp -d)"
 SERVER=""
 SUFFIX="$$"
 # Every step may fail (the server already gone, a database never made): cleanup must still reach the end.
+PLAIN_PID=""
 cleanup() {
   if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
+  if [ -n "$PLAIN_PID" ]; then kill "$PLAIN_PID" 2>/dev/null || true; wait "$PLAIN_PID" 2>/dev/null || true; fi
   # By name, not by a list: `database` runs in a command substitution, a subshell whose additions are lost.
   for db in $(psql "$PG_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'shop\_bench\_%\_$SUFFIX'" 2>/dev/null || true); do
     psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
@@ -54,6 +65,7 @@ database() { # name -> URL of a fresh PostgreSQL database
 
 PORT=19301
 BARE_PORT=19302
+PLAIN_PORT=19303
 env_common=(RUST_LOG=warn SHOP_HTTP_ADDR="127.0.0.1:$PORT" SHOP_BENCH_BARE_ADDR="127.0.0.1:$BARE_PORT"
             SHOP_RATE_LIMIT_PER_CLIENT=0 SHOP_SERVICE_TOKEN=bench-service-token-0123456789abcdef)
 start() { # database-url
@@ -226,8 +238,8 @@ ROWS=()
 declare -A RPS
 # label kind size connections [port] -> one table row; RPS[label] for the ratios
 measure() {
-  local label=$1 kind=$2 n=$3 conns=$4 port="${5:-$PORT}" out rps p50 p99 requests s0 s1 x0=0 x1=0 per_db="" per_x=""
-  s0=$(cpu_of "$SERVER"); pg_ticks >"$WORK/pg0"
+  local label=$1 kind=$2 n=$3 conns=$4 port="${5:-$PORT}" pid="${6:-$SERVER}" out rps p50 p99 requests s0 s1 x0=0 x1=0 per_db="" per_x=""
+  s0=$(cpu_of "$pid"); pg_ticks >"$WORK/pg0"
   BENCH_KIND=$kind BENCH_N=$n wrk -t2 -c"$conns" -d"${DURATION}s" --timeout 5s --latency -s "$WORK/paths.lua" "http://127.0.0.1:$port" >"$WORK/wrk.out" &
   local wrk_pid=$!
   # PostgreSQL's backends report their counts at most once a second while busy (and only after 10 s once
@@ -237,7 +249,7 @@ measure() {
   fi
   wait "$wrk_pid"
   out=$(cat "$WORK/wrk.out")
-  s1=$(cpu_of "$SERVER"); pg_ticks >"$WORK/pg1"
+  s1=$(cpu_of "$pid"); pg_ticks >"$WORK/pg1"
   if grep -q "Non-2xx\|Socket errors" <<<"$out"; then echo "$label: errors"; echo "$out"; tail -20 "$WORK/server.log"; exit 1; fi
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
@@ -275,6 +287,13 @@ for BACKEND in $BACKENDS; do
     seeded=$size
     tag="$BACKEND $size"
     measure "$tag product c=64" product "$size" 64
+    if [ "$BACKEND" = postgres ] && [ "$size" = "${SIZES%% *}" ]; then
+      (exec env DATABASE_URL="$URL" ADDR="127.0.0.1:$PLAIN_PORT" "$PLAIN_BIN" >"$WORK/plain.log" 2>&1) &
+      PLAIN_PID=$!
+      for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$PLAIN_PORT/api/v1/products/00000000-0000-7000-8000-000000000001" 2>/dev/null && break; sleep 0.1; done
+      measure "$tag plain actix-web + diesel product c=64" product "$size" 64 "$PLAIN_PORT" "$PLAIN_PID"
+      kill "$PLAIN_PID" 2>/dev/null || true; wait "$PLAIN_PID" 2>/dev/null || true
+    fi
     measure "$tag product c=16" product "$size" 16
     measure "$tag listing" listing "$size" 64
     measure "$tag inventory" inventory "$size" 64
@@ -305,7 +324,11 @@ echo
 first="${SIZES%% *}"; last="${SIZES##* }"
 echo "Ratios (goal in brackets):"
 for BACKEND in $BACKENDS; do
-  [ "$BACKEND" = postgres ] && echo "  postgres product read / pgbench -S:       $(ratio "postgres $first product c=64" pgbench) [>= 0.45]"
+  if [ "$BACKEND" = postgres ]; then
+    echo "  postgres product read / pgbench -S:       $(ratio "postgres $first product c=64" pgbench) [>= 0.45]"
+    echo "  plain actix-web + diesel / pgbench -S:    $(ratio "postgres $first plain actix-web + diesel product c=64" pgbench) (the yardstick's own)"
+    echo "  postgres product read / plain server:     $(ratio "postgres $first product c=64" "postgres $first plain actix-web + diesel product c=64") [>= 0.8: the issue's 0.45 was 0.8 of it]"
+  fi
   echo "  $BACKEND listing / product read:          $(ratio "$BACKEND $first listing" "$BACKEND $first product c=64") [>= 0.7]"
   echo "  $BACKEND inventory read / product read:   $(ratio "$BACKEND $first inventory" "$BACKEND $first product c=64") [>= 1.0]"
   echo "  $BACKEND search / product read:           $(ratio "$BACKEND $first search" "$BACKEND $first product c=64") [>= 0.5]"
