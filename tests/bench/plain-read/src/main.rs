@@ -57,7 +57,8 @@ async fn product(pool: web::Data<DbPool>, id: web::Path<String>) -> HttpResponse
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
-    let url = std::env::var("DATABASE_URL").map_err(|_| std::io::Error::other("DATABASE_URL is unset"))?;
+    let url = std::env::var("DATABASE_URL")
+        .map_err(|_| std::io::Error::other("DATABASE_URL is unset"))?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let size = std::env::var("POOL")
         .ok()
@@ -69,8 +70,12 @@ async fn main() -> std::io::Result<()> {
         .build(ConnectionManager::<PgConnection>::new(url))
         .map_err(std::io::Error::other)?;
     let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:19303".into());
-    HttpServer::new(move || App::new().app_data(web::Data::new(pool.clone())).service(product))
-        .bind(addr)?
-        .run()
-        .await
+    HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(pool.clone()))
+            .service(product)
+    })
+    .bind(addr)?
+    .run()
+    .await
 }
