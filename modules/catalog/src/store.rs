@@ -175,29 +175,23 @@ pub fn list_active(
     limit: i64,
 ) -> QueryResult<Vec<ProductRow>> {
     use catalog_products::dsl as p;
-    // The listing without a search has a static shape: on the backend's own connection its statement is
-    // cached by type (see `on_backend!`).
+    // Every id sorts after the empty string: the first page is the page after "".
+    let after = after.unwrap_or("");
     let Some(needle) = needle else {
+        // A static shape: on the backend's own connection its statement is cached by type (`on_backend!`).
         let page = p::catalog_products
             .filter(p::active.eq(true))
+            .filter(p::id.gt(after))
             .select(COLUMNS)
             .order(p::id.asc())
             .limit(limit);
-        return match after {
-            None => shop_kernel::on_backend!(conn, |c| page.load::<ProductRow>(c)),
-            Some(after) => {
-                let page = page.filter(p::id.gt(after));
-                shop_kernel::on_backend!(conn, |c| page.load::<ProductRow>(c))
-            }
-        };
+        return shop_kernel::on_backend!(conn, |c| page.load::<ProductRow>(c));
     };
     let pattern = like_pattern(needle);
-    // Every id sorts after the empty string: the first page is the page after "".
-    let after = after.unwrap_or("");
     if needle.chars().count() < 3 {
-        return walk(conn, &pattern, after, None, limit);
+        return walk(conn, &pattern, after, limit);
     }
-    let mut rows = walk(conn, &pattern, after, Some(SEARCH_WINDOW), limit)?;
+    let mut rows = walk_window(conn, &pattern, after, SEARCH_WINDOW, limit)?;
     let missing = |rows: &Vec<ProductRow>| limit - i64::try_from(rows.len()).unwrap_or(limit);
     if missing(&rows) <= 0 {
         return Ok(rows);
@@ -207,11 +201,11 @@ pub fn list_active(
         return Ok(rows);
     };
     if !rows.is_empty() {
-        rows.extend(walk(
+        rows.extend(walk_window(
             conn,
             &pattern,
             &walked_to,
-            Some(SEARCH_STRETCH),
+            SEARCH_STRETCH,
             missing(&rows),
         )?);
         if missing(&rows) <= 0 {
@@ -240,27 +234,29 @@ fn nth_after(conn: &mut DbConn, after: &str, n: i64) -> QueryResult<Option<Strin
     shop_kernel::on_backend!(conn, |c| query.first::<String>(c).optional())
 }
 
-/// Matching active products after `after` in listing order, among the next `products` (all when `None`).
-///
-/// PostgreSQL's LIKE escapes with a backslash unless told otherwise; an `ESCAPE '\'` clause would make its
-/// cached plan call `like_escape` on the pattern for every row. SQLite has no escape character by default.
-fn walk(
+/// Matching active products after `after` in listing order, among the next `products`; see `WindowWalk`.
+fn walk_window(
     conn: &mut DbConn,
     pattern: &str,
     after: &str,
-    products: Option<i64>,
+    products: i64,
     limit: i64,
 ) -> QueryResult<Vec<ProductRow>> {
+    let query = WindowWalk {
+        after,
+        products,
+        pattern,
+        limit,
+    };
+    shop_kernel::on_backend!(conn, |c| query.load::<ProductRow>(c))
+}
+
+/// Matching active products after `after` in listing order, walking on until the page is full.
+///
+/// PostgreSQL's LIKE escapes with a backslash unless told otherwise; an `ESCAPE '\'` clause would make its
+/// cached plan call `like_escape` on the pattern for every row. SQLite has no escape character by default.
+fn walk(conn: &mut DbConn, pattern: &str, after: &str, limit: i64) -> QueryResult<Vec<ProductRow>> {
     use catalog_products::dsl as p;
-    if let Some(products) = products {
-        let query = WindowWalk {
-            after,
-            products,
-            pattern,
-            limit,
-        };
-        return shop_kernel::on_backend!(conn, |c| query.load::<ProductRow>(c));
-    }
     let query = p::catalog_products
         .filter(p::active.eq(true))
         .filter(p::id.gt(after))
