@@ -425,4 +425,24 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
         Ok(())
     }
+
+    #[test]
+    fn sqlite_is_built_with_the_query_planner_stability_guarantee() -> Result<(), DbError> {
+        // .cargo/config.toml passes the flag to libsqlite3-sys's build; a build without it re-prepares every
+        // statement with a bound LIMIT on every call, which no functional test would notice.
+        let dir = std::env::temp_dir().join(format!("shop-kernel-{}", uuid::Uuid::now_v7()));
+        let db = Database::connect(&format!("sqlite://{}/t.db", dir.display()), 1)?;
+        let mut conn = db.get()?;
+        use diesel::RunQueryDsl;
+        let DbConn::Sqlite(c) = &mut *conn else {
+            panic!("a sqlite:// URL gives a SQLite connection");
+        };
+        let used: i32 = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+            "sqlite_compileoption_used('ENABLE_QPSG')",
+        ))
+        .get_result(c)?;
+        assert_eq!(used, 1, "SQLITE_ENABLE_QPSG is not compiled in");
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
 }
