@@ -30,7 +30,9 @@ pub struct ProductRow {
     pub price_minor: i64,
     pub currency: String,
     pub active: bool,
+    #[diesel(deserialize_as = shop_kernel::db::StoredTime)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = shop_kernel::db::StoredTime)]
     pub updated_at: NaiveDateTime,
 }
 
