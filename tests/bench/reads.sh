@@ -7,6 +7,8 @@
 # sitting, `pgbench -S -M prepared -c 8 -j 2` over TCP without TLS is the ceiling of a one-row read on this
 # PostgreSQL, and a plain actix-web + diesel server (tests/bench/plain-read) serves the same product read on
 # the same database: the yardstick of what the framework and the driver cost before anything of shop's.
+# pgbench also reads the same product row on each dataset, to tell the database's own drop at a million
+# products from shop's.
 # It also measures cold start to ready and idle RSS. Prints one table and the ratios of docs/performance.md.
 #
 #   tests/bench/reads.sh                                  # about 13 minutes
@@ -287,6 +289,16 @@ for BACKEND in $BACKENDS; do
     seeded=$size
     tag="$BACKEND $size"
     measure "$tag product c=64" product "$size" 64
+    if [ "$BACKEND" = postgres ]; then
+      # The same one-row read straight from pgbench, on this dataset: how much of a drop at a larger size is
+      # the database's own (its cache) rather than shop's.
+      echo '\set i random(1, '"$size"')' >"$WORK/product.pgb"
+      echo "SELECT id, sku, name, description, price_minor, currency, active, created_at, updated_at FROM catalog_products WHERE id = '00000000-0000-7000-8000-' || lpad(to_hex(:i::int), 12, '0');" >>"$WORK/product.pgb"
+      RPS["pgbench product $size"]=$(pgbench -n -M prepared -c 8 -j 2 -T "$DURATION" -f "$WORK/product.pgb" "$URL" 2>/dev/null |
+        awk '/^tps/ {print int($3)}')
+      ROWS+=("$(printf '| %-34s | %8.0f | %6s | %6s | %6s | %6s | %5s |' "$tag pgbench: the same read" "${RPS["pgbench product $size"]:-0}" - - - - -)")
+      echo "${ROWS[-1]}" >&2
+    fi
     if [ "$BACKEND" = postgres ] && [ "$size" = "${SIZES%% *}" ]; then
       (exec env DATABASE_URL="$URL" ADDR="127.0.0.1:$PLAIN_PORT" "$PLAIN_BIN" >"$WORK/plain.log" 2>&1) &
       PLAIN_PID=$!
@@ -335,6 +347,9 @@ for BACKEND in $BACKENDS; do
   echo "  $BACKEND /health/live / bare handler:     $(ratio "$BACKEND $first /health/live" "$BACKEND $first bare /health/live") [>= 0.9]"
   if [ "$first" != "$last" ]; then
     echo "  $BACKEND product read at $last / at $first:   $(ratio "$BACKEND $last product c=64" "$BACKEND $first product c=64") [>= 0.9]"
+    if [ "$BACKEND" = postgres ]; then
+      echo "  pgbench, the same read, at $last / at $first: $(ratio "pgbench product $last" "pgbench product $first") (the database's own drop)"
+    fi
     echo "  $BACKEND listing at $last / at $first:        $(ratio "$BACKEND $last listing" "$BACKEND $first listing") [>= 0.9]"
     echo "  $BACKEND search at $last / at $first:         $(ratio "$BACKEND $last search" "$BACKEND $first search") [flat: >= 0.9]"
   fi
