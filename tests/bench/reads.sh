@@ -172,6 +172,8 @@ ANALYZE;
 # throughput at a million products); merging them is what an operator does after an import.
 db.execute("INSERT INTO catalog_products_search (catalog_products_search) VALUES ('optimize')")
 db.commit()
+# And the import's pages go from the WAL into the database file, as PostgreSQL's CHECKPOINT above.
+db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 PY
 }
 

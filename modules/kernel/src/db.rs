@@ -150,6 +150,12 @@ impl ConnectionManager {
                         Err(e) => return Err(DbError::Connection(e.to_string())),
                     }
                 }
+                // Reads map the file (up to 1 GiB) instead of copying each page in with a system call into a
+                // 2 MB cache per connection: at a million products (a 550 MB file) a product read drops to 0.7
+                // of its speed at ten thousand without it, and stays within a few per cent with it. The pages
+                // are the OS page cache, shared by the connections; they count in RSS once touched.
+                conn.batch_execute("PRAGMA mmap_size = 1073741824;")
+                    .map_err(|e| DbError::Connection(e.to_string()))?;
                 Ok(DbConn::Sqlite(conn))
             }
         }
