@@ -7,11 +7,11 @@
 # sitting, `pgbench -S -M prepared -c 8 -j 2` over TCP without TLS is the ceiling of a one-row read on this
 # PostgreSQL, and a plain actix-web + diesel server (tests/bench/plain-read) serves the same product read on
 # the same database: the yardstick of what the framework and the driver cost before anything of shop's.
-# pgbench also reads the same product row on each dataset, to tell the database's own drop at a million
+# pgbench also runs the same product read (random ids) on each dataset, to tell the database's own drop at a million
 # products from shop's.
 # It also measures cold start to ready and idle RSS. Prints one table and the ratios of docs/performance.md.
 #
-#   tests/bench/reads.sh                                  # about 13 minutes
+#   tests/bench/reads.sh                                  # about 15 minutes
 #   DURATION=15 tests/bench/reads.sh                      # longer runs
 #   SIZES=10000 BACKENDS=postgres tests/bench/reads.sh    # one dataset
 #   QUICK=1 tests/bench/reads.sh                          # CI smoke: 1 s per run, 1,000 products, debug build

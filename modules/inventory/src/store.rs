@@ -284,6 +284,12 @@ pub fn transition(
     .execute(conn)
 }
 
+/// `status = 'held'` written into the SQL, not bound: plans here do not depend on bound values (PostgreSQL's
+/// generic plans, SQLite's planner stability guarantee), so only a literal lets the partial index
+/// `inventory_reservations_held_expiry` (`WHERE status = 'held'`) serve the sweep; with a bound value every
+/// sweep read and sorted all reservations. `tests/plans.rs` checks the plan on both backends.
+const HELD_SQL: &str = "status = 'held'";
+
 /// Held reservations whose time is up, oldest first.
 pub fn expired_holds(
     conn: &mut DbConn,
@@ -291,8 +297,12 @@ pub fn expired_holds(
     limit: i64,
 ) -> QueryResult<Vec<String>> {
     use inventory_reservations::dsl as r;
+    debug_assert_eq!(
+        HELD_SQL,
+        format!("status = '{}'", ReservationStatus::Held.as_str())
+    );
     r::inventory_reservations
-        .filter(r::status.eq(ReservationStatus::Held.as_str()))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(HELD_SQL))
         .filter(r::expires_at.lt(now))
         .order(r::expires_at.asc())
         .select(r::order_id)

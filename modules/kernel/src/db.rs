@@ -363,8 +363,8 @@ pub fn now() -> chrono::NaiveDateTime {
 
 /// A `Timestamp` column read into a `NaiveDateTime` field: `#[diesel(deserialize_as = StoredTime)]`.
 ///
-/// diesel reads a SQLite timestamp by trying chrono format strings one after another, about 2,000
-/// instructions each: a product listing reads forty, a fifth of its instructions. The form diesel and
+/// diesel reads a SQLite timestamp with chrono's format-string parser, about 2,000 instructions each: a
+/// product listing reads forty, a fifth of its instructions. The form diesel and
 /// SQLite's `datetime()` write, `YYYY-MM-DD HH:MM:SS` with an optional fraction (or `T` between date and
 /// time), is read here directly; any other text goes to diesel's parser as before. PostgreSQL sends
 /// timestamps in binary, read as before.
