@@ -225,11 +225,7 @@ pub fn list_active(
     Ok(rows)
 }
 
-/// A search needle (lowercased) in the two forms the backends match it in: PostgreSQL's `LIKE` pattern (its
-/// trigram index serves LIKE), and the text itself for SQLite's `instr`.
-///
-/// `instr` compares bytes where SQLite's `LIKE` folds the case of every character, and means the same here:
-/// that `LIKE` folds only ASCII case, and both sides are lowercased already.
+/// A search needle (lowercased): the text (FTS5's phrase is made from it) and its `LIKE` pattern.
 struct Needle<'a> {
     text: &'a str,
     pattern: &'a str,
@@ -259,7 +255,6 @@ fn walk_window(
     let query = WindowWalk {
         after,
         products,
-        needle: needle.text,
         pattern: needle.pattern,
         limit,
     };
@@ -269,7 +264,7 @@ fn walk_window(
 /// Matching active products after `after` in listing order, walking on until the page is full.
 ///
 /// PostgreSQL's LIKE escapes with a backslash unless told otherwise; an `ESCAPE '\'` clause would make its
-/// cached plan call `like_escape` on the pattern for every row.
+/// cached plan call `like_escape` on the pattern for every row. SQLite has no escape character by default.
 fn walk(
     conn: &mut DbConn,
     needle: &Needle<'_>,
@@ -286,14 +281,9 @@ fn walk(
     match conn {
         DbConn::Pg(c) => query.filter(p::search_text.like(needle.pattern)).load(c),
         DbConn::Sqlite(c) => query
-            .filter(instr(p::search_text, needle.text).gt(0))
+            .filter(p::search_text.like(needle.pattern).escape('\\'))
             .load(c),
     }
-}
-
-diesel::define_sql_function! {
-    /// SQLite's `instr`: the 1-based position of `needle` in `haystack`, 0 when it is not there.
-    fn instr(haystack: diesel::sql_types::Text, needle: diesel::sql_types::Text) -> diesel::sql_types::Integer;
 }
 
 /// Matching active products found through the trigram index, after the `skip`th active product after
@@ -351,7 +341,6 @@ macro_rules! static_statement {
 struct WindowWalk<'a> {
     after: &'a str,
     products: i64,
-    needle: &'a str,
     pattern: &'a str,
     limit: i64,
 }
@@ -398,9 +387,9 @@ impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for WindowWalk
         out.push_bind_param::<Text, str>(self.after)?;
         out.push_sql(" ORDER BY id LIMIT ");
         out.push_bind_param::<BigInt, i64>(&self.products)?;
-        out.push_sql(") WHERE instr(search_text, ");
-        out.push_bind_param::<Text, str>(self.needle)?;
-        out.push_sql(") > 0 ORDER BY id LIMIT ");
+        out.push_sql(") WHERE search_text LIKE ");
+        out.push_bind_param::<Text, str>(self.pattern)?;
+        out.push_sql(" ESCAPE '\\' ORDER BY id LIMIT ");
         out.push_bind_param::<BigInt, i64>(&self.limit)?;
         out.push_sql(
             ") AS walked CROSS JOIN catalog_products ON catalog_products.seq = walked.hit ORDER BY id",
