@@ -2,6 +2,8 @@
 //! (`plan_cache_mode = force_generic_plan`), and SQLite is built with its planner stability guarantee. So a
 //! partial index serves a query only when the query writes the index's condition as a literal, as the
 //! inventory's expiry sweep does (`status = 'held'`, the condition of `inventory_reservations_held_expiry`).
+//! This shows both forms on both backends; the sweep's own statement is planned by a unit test in
+//! `shop_inventory::store`.
 
 mod common;
 

@@ -287,7 +287,7 @@ pub fn transition(
 /// `status = 'held'` written into the SQL, not bound: plans here do not depend on bound values (PostgreSQL's
 /// generic plans, SQLite's planner stability guarantee), so only a literal lets the partial index
 /// `inventory_reservations_held_expiry` (`WHERE status = 'held'`) serve the sweep; with a bound value every
-/// sweep read and sorted all reservations. `tests/plans.rs` checks the plan on both backends.
+/// sweep read and sorted all reservations. Tested below on SQLite; `tests/plans.rs` shows both backends.
 const HELD_SQL: &str = "status = 'held'";
 
 /// Held reservations whose time is up, oldest first.
@@ -297,10 +297,6 @@ pub fn expired_holds(
     limit: i64,
 ) -> QueryResult<Vec<String>> {
     use inventory_reservations::dsl as r;
-    debug_assert_eq!(
-        HELD_SQL,
-        format!("status = '{}'", ReservationStatus::Held.as_str())
-    );
     r::inventory_reservations
         .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(HELD_SQL))
         .filter(r::expires_at.lt(now))
@@ -308,4 +304,66 @@ pub fn expired_holds(
         .select(r::order_id)
         .limit(limit)
         .load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::connection::{InstrumentationEvent, SimpleConnection};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(QueryableByName)]
+    struct PlanLine {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+
+    #[test]
+    fn held_is_the_status_the_sweep_writes() {
+        assert_eq!(
+            HELD_SQL,
+            format!("status = '{}'", ReservationStatus::Held.as_str())
+        );
+    }
+
+    /// The statement `expired_holds` sends, as it sends it, planned by SQLite on the module's own schema.
+    #[test]
+    fn the_expiry_sweep_is_served_by_its_partial_index() -> Result<(), Box<dyn std::error::Error>> {
+        let mut sqlite = diesel::sqlite::SqliteConnection::establish(":memory:")?;
+        sqlite.batch_execute(include_str!(
+            "../../../migrations/inventory/sqlite/2026-11-25-000300_create_inventory/up.sql"
+        ))?;
+        let sent = Arc::new(Mutex::new(Vec::<String>::new()));
+        let log = Arc::clone(&sent);
+        sqlite.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { query, .. } = event
+                && let Ok(mut log) = log.lock()
+            {
+                log.push(query.to_string());
+            }
+        });
+        let mut conn = DbConn::Sqlite(sqlite);
+        let now = shop_kernel::db::now();
+        expired_holds(&mut conn, now, 10)?;
+        let sql = sent
+            .lock()
+            .map_err(|e| e.to_string())?
+            .last()
+            .and_then(|q| q.split(" -- binds").next().map(str::to_owned))
+            .ok_or("the sweep sent no statement")?;
+        let DbConn::Sqlite(c) = &mut conn else {
+            return Err("a SQLite connection".into());
+        };
+        let plan: Vec<PlanLine> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .bind::<diesel::sql_types::Timestamp, _>(now)
+            .bind::<diesel::sql_types::BigInt, _>(10_i64)
+            .load(c)?;
+        let plan: Vec<String> = plan.into_iter().map(|p| p.detail).collect();
+        assert!(
+            plan.iter()
+                .any(|l| l.contains("inventory_reservations_held_expiry")),
+            "{sql}\n{plan:?}"
+        );
+        Ok(())
+    }
 }
