@@ -44,7 +44,12 @@ impl TestDb {
                 let name = format!("shop_test_{}", uuid::Uuid::now_v7().simple());
                 let mut conn = PgConnection::establish(&admin_url)
                     .unwrap_or_else(|e| panic!("SHOP_TEST_POSTGRES_URL: cannot connect: {e}"));
-                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                // `SHOP_TEST_POSTGRES_DATABASE_OPTIONS` is appended to `CREATE DATABASE`: CI runs the
+                // suites on an ICU en-US database (`TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE
+                // 'en-US'`), the collation most installs have, where text does not sort by bytes.
+                let options =
+                    std::env::var("SHOP_TEST_POSTGRES_DATABASE_OPTIONS").unwrap_or_default();
+                diesel::sql_query(format!("CREATE DATABASE {name} {options}"))
                     .execute(&mut conn)
                     .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
                 let base = admin_url

@@ -206,14 +206,19 @@ pub fn reservation(conn: &mut DbConn, order_id: &str) -> QueryResult<Option<Rese
     .transpose()
 }
 
-/// The reservation's lines as (sku, quantity), sorted by SKU.
+/// The reservation's lines as (sku, quantity), sorted by the SKUs' bytes.
+///
+/// Sorted here, not with `ORDER BY sku`: PostgreSQL orders text by the database's collation (`B-1` before
+/// `a-1` in C, after it in en-US), while a reserve sorts its lines by bytes. One order everywhere keeps a
+/// retried reserve equal to the stored one and has every transaction lock stock rows in the same order.
 pub fn reservation_lines(conn: &mut DbConn, order_id: &str) -> QueryResult<Vec<(String, i64)>> {
     use inventory_reservation_lines::dsl as l;
-    l::inventory_reservation_lines
+    let mut lines: Vec<(String, i64)> = l::inventory_reservation_lines
         .filter(l::order_id.eq(order_id))
         .select((l::sku, l::quantity))
-        .order(l::sku.asc())
-        .load(conn)
+        .load(conn)?;
+    lines.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(lines)
 }
 
 /// Writes a reservation and its lines unless the order has one already; false when it had (nothing is
