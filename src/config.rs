@@ -138,6 +138,9 @@ pub struct Config {
     /// `SHOP_ORDER_GIVE_UP_SECS` (300): a placement that could not hold stock or charge the wallet for this
     /// long is compensated (failed `unavailable`) instead of retried.
     pub order_give_up: Duration,
+    /// `SHOP_ORDER_RETRY_BASE_MS` (1000): the recovery task's first wait before it tries an unfinished order
+    /// again; it doubles with each attempt, up to 64 times this.
+    pub order_retry_base: Duration,
     /// `SHOP_ORDER_RECOVERY_INTERVAL_MS` (1000): how often unfinished orders are looked for.
     pub order_recovery_interval: Duration,
     /// `SHOP_FAULT_CRASH_AFTER`: test-only fault switch; the process exits right after this checkout saga
@@ -389,6 +392,11 @@ impl Config {
                 30_000u64,
             )?),
             order_give_up: Duration::from_secs(parse(get, "SHOP_ORDER_GIVE_UP_SECS", 300u64)?),
+            order_retry_base: Duration::from_millis(parse(
+                get,
+                "SHOP_ORDER_RETRY_BASE_MS",
+                1000u64,
+            )?),
             order_recovery_interval: Duration::from_millis(parse(
                 get,
                 "SHOP_ORDER_RECOVERY_INTERVAL_MS",

@@ -264,7 +264,11 @@ async fn killed_after_ordering(step: &str, want: &str, skus: &[&str]) {
     let crashing = [quick.as_slice(), &[("SHOP_FAULT_CRASH_AFTER", step)]].concat();
     let cancelling = step == "cancel";
     let total = 600 * i64::try_from(skus.len()).unwrap_or(1);
-    let funds = if step == "compensate" { 100 } else { total + 400 };
+    let funds = if step == "compensate" {
+        100
+    } else {
+        total + 400
+    };
 
     let mut shop = Binary::start(&vars, if cancelling { &quick } else { &crashing }).await;
     let admin = shop.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
@@ -421,7 +425,7 @@ async fn killed_after_the_reservation_the_order_is_confirmed_after_restart() {
 /// must still find the stored one equal, on whatever collation the database has.
 #[tokio::test]
 async fn killed_after_reserving_skus_that_collations_sort_apart_the_order_is_confirmed_after_restart()
-{
+ {
     killed_after_ordering("reserve", "confirmed", &["a-1", "B-1"]).await;
 }
 
@@ -443,4 +447,392 @@ async fn killed_during_a_compensation_the_order_fails_after_restart_holding_noth
 #[tokio::test]
 async fn killed_during_a_cancellation_the_order_is_cancelled_after_restart() {
     killed_after("cancel", "cancelled").await;
+}
+
+/// Fails the first call of each operation named in it, once, as a module with a fault on its side would
+/// (a 500 from a remote, a deadlock that was not retried): before the call reaches the module, or after it
+/// was applied and the answer was lost.
+struct FailOnce {
+    before: &'static [&'static str],
+    after: &'static [&'static str],
+    failed: std::sync::Mutex<Vec<String>>,
+}
+
+impl FailOnce {
+    fn new(before: &'static [&'static str], after: &'static [&'static str]) -> Self {
+        FailOnce {
+            before,
+            after,
+            failed: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether this call of `operation` fails (`applied`: the module has already done it).
+    fn fails(&self, operation: &'static str, applied: bool) -> bool {
+        let (listed, fault) = if applied {
+            (self.after, format!("{operation} after"))
+        } else {
+            (self.before, format!("{operation} before"))
+        };
+        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        if listed.contains(&operation) && !failed.contains(&fault) {
+            failed.push(fault);
+            return true;
+        }
+        false
+    }
+
+    fn failed(&self) -> Vec<String> {
+        let mut failed = self
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        failed.sort_unstable();
+        failed
+    }
+}
+
+struct FlakyInventory(std::sync::Arc<dyn shop_inventory::InventoryApi>, FailOnce);
+
+#[async_trait::async_trait]
+impl shop_inventory::InventoryApi for FlakyInventory {
+    async fn get_stock(
+        &self,
+        ctx: &shop_kernel::RequestContext,
+        sku: String,
+    ) -> Result<shop_inventory::StockLevels, shop_inventory::InventoryError> {
+        self.0.get_stock(ctx, sku).await
+    }
+
+    async fn set_stock(
+        &self,
+        ctx: &shop_kernel::RequestContext,
+        sku: String,
+        stock: shop_inventory::SetStock,
+    ) -> Result<shop_inventory::StockLevels, shop_inventory::InventoryError> {
+        self.0.set_stock(ctx, sku, stock).await
+    }
+
+    async fn adjust_stock(
+        &self,
+        ctx: &shop_kernel::RequestContext,
+        sku: String,
+        adjustment: shop_inventory::Adjustment,
+        idempotency_key: Option<String>,
+    ) -> Result<shop_inventory::StockLevels, shop_inventory::InventoryError> {
+        self.0
+            .adjust_stock(ctx, sku, adjustment, idempotency_key)
+            .await
+    }
+
+    async fn reserve(
+        &self,
+        ctx: &shop_kernel::RequestContext,
+        order_id: uuid::Uuid,
+        lines: Vec<shop_inventory::ReservationLine>,
+    ) -> Result<shop_inventory::Reservation, shop_inventory::InventoryError> {
+        use shop_inventory::InventoryError::Internal;
+        if self.1.fails("reserve", false) {
+            return Err(Internal("deadlock detected".into()));
+        }
+        let done = self.0.reserve(ctx, order_id, lines).await;
+        if self.1.fails("reserve", true) {
+            return Err(Internal("connection reset".into()));
+        }
+        done
+    }
+
+    async fn commit_reservation(
+        &self,
+        ctx: &shop_kernel::RequestContext,
+        order_id: uuid::Uuid,
+    ) -> Result<shop_inventory::Reservation, shop_inventory::InventoryError> {
+        use shop_inventory::InventoryError::Internal;
+        if self.1.fails("commit", false) {
+            return Err(Internal("deadlock detected".into()));
+        }
+        let done = self.0.commit_reservation(ctx, order_id).await;
+        if self.1.fails("commit", true) {
+            return Err(Internal("connection reset".into()));
+        }
+        done
+    }
+
+    async fn release_reservation(
+        &self,
+        ctx: &shop_kernel::RequestContext,
+        order_id: uuid::Uuid,
+    ) -> Result<shop_inventory::Reservation, shop_inventory::InventoryError> {
+        self.0.release_reservation(ctx, order_id).await
+    }
+
+    async fn get_reservation(
+        &self,
+        ctx: &shop_kernel::RequestContext,
+        order_id: uuid::Uuid,
+    ) -> Result<shop_inventory::Reservation, shop_inventory::InventoryError> {
+        self.0.get_reservation(ctx, order_id).await
+    }
+}
+
+struct FlakyPayments(std::sync::Arc<dyn shop_payments::PaymentsApi>, FailOnce);
+
+#[async_trait::async_trait]
+impl shop_payments::PaymentsApi for FlakyPayments {
+    async fn wallet(
+        &self,
+        ctx: &shop_kernel::RequestContext,
+    ) -> Result<shop_payments::Wallet, shop_payments::PaymentsError> {
+        self.0.wallet(ctx).await
+    }
+
+    async fn transactions(
+        &self,
+        ctx: &shop_kernel::RequestContext,
+        query: shop_payments::TransactionQuery,
+    ) -> Result<shop_kernel::Page<shop_payments::Transaction>, shop_payments::PaymentsError> {
+        self.0.transactions(ctx, query).await
+    }
+
+    async fn credit(
+        &self,
+        ctx: &shop_kernel::RequestContext,
+        user_id: uuid::Uuid,
+        credit: shop_payments::NewCredit,
+        idempotency_key: Option<String>,
+    ) -> Result<shop_payments::Transaction, shop_payments::PaymentsError> {
+        self.0.credit(ctx, user_id, credit, idempotency_key).await
+    }
+
+    async fn charge(
+        &self,
+        ctx: &shop_kernel::RequestContext,
+        order_id: uuid::Uuid,
+        user_id: uuid::Uuid,
+        amount: shop_kernel::Money,
+    ) -> Result<shop_payments::Payment, shop_payments::PaymentsError> {
+        use shop_payments::PaymentsError::Internal;
+        if self.1.fails("charge", false) {
+            return Err(Internal("could not serialize access".into()));
+        }
+        let done = self.0.charge(ctx, order_id, user_id, amount).await;
+        if self.1.fails("charge", true) {
+            return Err(Internal("connection reset".into()));
+        }
+        done
+    }
+
+    async fn refund(
+        &self,
+        ctx: &shop_kernel::RequestContext,
+        order_id: uuid::Uuid,
+    ) -> Result<shop_payments::Payment, shop_payments::PaymentsError> {
+        self.0.refund(ctx, order_id).await
+    }
+}
+
+/// Runs one order through an ordering whose inventory and payments fail once before and once after each
+/// step's call; the recovery task is run by hand until the order settles.
+async fn place_through_faults(
+    inventory_faults: FailOnce,
+    payments_faults: FailOnce,
+) -> (TestApp, Value, String, Vec<String>) {
+    use shop_ordering::OrderingApi;
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let product = app.product(&admin, "FLAKY-1", "Flaky", 300).await;
+    app.set_stock(&admin, "FLAKY-1", 10).await;
+    let (user, token) = app.customer("ada@example.com").await;
+    app.fund(&admin, &user, 1000).await;
+
+    let modules = &app.running_modules;
+    let catalog = modules
+        .get::<dyn shop_catalog::CatalogApi>()
+        .unwrap_or_else(|| panic!("catalog runs here"));
+    let inventory = std::sync::Arc::new(FlakyInventory(
+        modules
+            .get::<dyn shop_inventory::InventoryApi>()
+            .unwrap_or_else(|| panic!("inventory runs here")),
+        inventory_faults,
+    ));
+    let payments = std::sync::Arc::new(FlakyPayments(
+        modules
+            .get::<dyn shop_payments::PaymentsApi>()
+            .unwrap_or_else(|| panic!("payments runs here")),
+        payments_faults,
+    ));
+    let orders_db = TestDb::new();
+    let db =
+        shop_kernel::db::Database::connect(&orders_db.url, 2).unwrap_or_else(|e| panic!("{e}"));
+    let module = shop::config::Module::parse("ordering").unwrap_or_else(|| panic!("ordering"));
+    shop::migrate::run(&db, module).unwrap_or_else(|e| panic!("{e}"));
+    let config = shop_ordering::OrderingConfig {
+        retry_base: Duration::ZERO,
+        ..shop_ordering::OrderingConfig::new("EUR")
+    };
+    let ordering = shop_ordering::OrderingService::new(
+        db,
+        config,
+        catalog,
+        inventory.clone(),
+        payments.clone(),
+    );
+    let ctx = app.ctx_for("ada@example.com", "customer-password-1").await;
+    let product_id = product["id"]
+        .as_str()
+        .and_then(|id| uuid::Uuid::parse_str(id).ok())
+        .unwrap_or_else(|| panic!("{product}"));
+    let order = shop_ordering::NewOrder {
+        lines: vec![shop_ordering::NewOrderLine {
+            product_id,
+            quantity: 2,
+        }],
+    };
+    let placed = ordering
+        .place_order(&ctx, order, None)
+        .await
+        .unwrap_or_else(|e| panic!("a fault is not a refusal: {e}"));
+    let mut now = placed.clone();
+    for _ in 0..20 {
+        if now.status != shop_ordering::OrderStatus::Pending {
+            break;
+        }
+        ordering.recover().await.unwrap_or_else(|e| panic!("{e}"));
+        now = ordering
+            .get_order(&ctx, placed.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let order = serde_json::to_value(&now).unwrap_or_default();
+    let failed = [inventory.1.failed(), payments.1.failed()].concat();
+    drop(orders_db);
+    (app, order, token, failed)
+}
+
+#[tokio::test]
+async fn a_fault_at_each_checkout_step_is_retried_and_nothing_is_undone() {
+    let (app, order, token, failed) = place_through_faults(
+        FailOnce::new(&["reserve", "commit"], &["reserve", "commit"]),
+        FailOnce::new(&["charge"], &["charge"]),
+    )
+    .await;
+    assert_eq!(
+        failed,
+        [
+            "commit after",
+            "commit before",
+            "reserve after",
+            "reserve before",
+            "charge after",
+            "charge before"
+        ],
+        "every fault fired"
+    );
+    assert_eq!(order["status"], "confirmed", "{order}");
+    assert_eq!(order["failure"], Value::Null, "{order}");
+    assert_eq!(stock(&app, "FLAKY-1").await, (8, 0));
+    let wallet = app.get("/api/v1/wallet", Some(&token)).await;
+    assert_eq!(
+        wallet.body["balance"]["amount_minor"], 400,
+        "charged once, never refunded"
+    );
+}
+
+/// A real deadlock on PostgreSQL: the placement's reserve holds `DL-A` and waits for `DL-B`, which a
+/// transaction of this test holds while it then waits for `DL-A`. PostgreSQL breaks the cycle by rolling
+/// the reserve back (this test's session waits longer before it checks for deadlocks); inventory runs the
+/// reserve again, and the order is confirmed: a deadlock is not a refusal.
+#[tokio::test]
+async fn a_deadlock_on_postgresql_is_retried_and_the_order_is_confirmed() {
+    let app = spawn_app().await;
+    let Some(url) = app
+        .db
+        .as_ref()
+        .filter(|db| db.is_postgres())
+        .map(|db| db.url.clone())
+    else {
+        eprintln!("skipped: a deadlock needs PostgreSQL (SHOP_TEST_POSTGRES_URL)");
+        return;
+    };
+    let admin = app.admin_token().await;
+    let a = app.product(&admin, "DL-A", "A", 100).await;
+    let b = app.product(&admin, "DL-B", "B", 100).await;
+    app.set_stock(&admin, "DL-A", 10).await;
+    app.set_stock(&admin, "DL-B", 10).await;
+    let (user, token) = app.customer("ada@example.com").await;
+    app.fund(&admin, &user, 1000).await;
+    let deadlocks_before = count(
+        &url,
+        "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()",
+    );
+
+    let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();
+    let blocker = tokio::task::spawn_blocking(move || {
+        use diesel::{Connection, RunQueryDsl, connection::SimpleConnection};
+        let mut conn = diesel::PgConnection::establish(&url).unwrap_or_else(|e| panic!("{e}"));
+        let mut watch = diesel::PgConnection::establish(&url).unwrap_or_else(|e| panic!("{e}"));
+        conn.batch_execute(
+            "SET deadlock_timeout = '20s'; BEGIN; \
+             UPDATE inventory_stock SET updated_at = updated_at WHERE sku = 'DL-B'",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let _ = locked_tx.send(());
+        // Until the reserve waits for DL-B (it holds DL-A by then: lines are reserved in SKU order).
+        #[derive(diesel::QueryableByName)]
+        struct Waiting {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let waiting = |c: &mut diesel::PgConnection| {
+            diesel::sql_query(
+                "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND query LIKE '%inventory_stock%'",
+            )
+            .get_result::<Waiting>(c)
+            .map(|w| w.n)
+            .unwrap_or(0)
+        };
+        let started = std::time::Instant::now();
+        while waiting(&mut watch) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the reserve never waited for DL-B"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Closes the cycle; PostgreSQL rolls the reserve back after its 1 s deadlock_timeout.
+        conn.batch_execute(
+            "UPDATE inventory_stock SET updated_at = updated_at WHERE sku = 'DL-A'; COMMIT",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    });
+    let _ = locked_rx.await;
+    let order = json!({ "lines": [
+        { "product_id": a["id"], "quantity": 1 },
+        { "product_id": b["id"], "quantity": 1 },
+    ] });
+    let placed = app.post("/api/v1/orders", Some(&token), order).await;
+    blocker.await.unwrap_or_else(|e| panic!("{e}"));
+
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
+    assert_eq!(placed.body["status"], "confirmed");
+    // Statistics reach pg_stat_database within a second or so of the transaction's end.
+    let url = app.db.as_ref().map(|db| db.url.clone()).unwrap_or_default();
+    let mut deadlocks = deadlocks_before;
+    for _ in 0..50 {
+        deadlocks = count(
+            &url,
+            "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()",
+        );
+        if deadlocks > deadlocks_before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(deadlocks > deadlocks_before, "PostgreSQL saw a deadlock");
+    assert_eq!(stock(&app, "DL-A").await, (9, 0));
+    assert_eq!(stock(&app, "DL-B").await, (9, 0));
+    let wallet = app.get("/api/v1/wallet", Some(&token)).await;
+    assert_eq!(wallet.body["balance"]["amount_minor"], 800);
 }

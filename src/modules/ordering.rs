@@ -55,6 +55,7 @@ fn local(local: &Local<'_>) -> Result<Api, StartupError> {
     let config = shop_ordering::OrderingConfig {
         lease: local.config.order_saga_lease,
         give_up_after: local.config.order_give_up,
+        retry_base: local.config.order_retry_base,
         crash_after: local.config.fault_crash_after.clone(),
         ..shop_ordering::OrderingConfig::new(local.config.currency.clone())
     };

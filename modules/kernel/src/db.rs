@@ -305,11 +305,13 @@ where
     }
 }
 
-/// Why a write transaction failed: it lost an insert race to a concurrent transaction (run it again), or
-/// the module's error `E`. Module errors convert into it (`module_error!` writes the `From`).
+/// Why a write transaction failed: it lost a race to a concurrent transaction (run it again), or the
+/// module's error `E`. Module errors convert into it (`module_error!` writes the `From`).
 #[derive(Debug)]
 pub enum TxError<E> {
-    /// A unique key this transaction inserted was inserted first by another.
+    /// A concurrent transaction won: a unique key this one inserted was inserted first, or the database
+    /// rolled this one back to let another go on (a deadlock, a serialization failure, SQLite's busy
+    /// lock). Nothing of it was written; running it again decides from what the winner wrote.
     LostRace,
     /// Any other failure.
     Fail(E),
@@ -317,7 +319,7 @@ pub enum TxError<E> {
 
 impl<E: From<diesel::result::Error>> From<diesel::result::Error> for TxError<E> {
     fn from(e: diesel::result::Error) -> Self {
-        if is_unique_violation(&e) {
+        if is_unique_violation(&e) || fault(&e) == Some(Fault::RolledBack) {
             TxError::LostRace
         } else {
             TxError::Fail(E::from(e))
@@ -325,8 +327,12 @@ impl<E: From<diesel::result::Error>> From<diesel::result::Error> for TxError<E> 
     }
 }
 
-/// Runs `f` in a write transaction, again (up to three times) if it lost a unique-key race: the retry sees
-/// the winner's row and decides from it.
+/// How often [`retry_lost_races`] runs a transaction before it answers `Contention` (503).
+const RACE_ATTEMPTS: u32 = 4;
+
+/// Runs `f` in a write transaction, again (up to four times in all) if it lost a race: the retry sees the
+/// winner's rows and decides from them. Only a whole transaction is run again, never a part of one, so
+/// this is safe for any `f` whose effects are its statements.
 pub fn retry_lost_races<T, E>(
     conn: &mut DbConn,
     mut f: impl FnMut(&mut DbConn) -> Result<T, TxError<E>>,
@@ -334,16 +340,75 @@ pub fn retry_lost_races<T, E>(
 where
     E: From<diesel::result::Error> + From<DbError>,
 {
-    for _ in 0..3 {
+    for attempt in 1..=RACE_ATTEMPTS {
         match write_transaction(conn, &mut f) {
             Ok(value) => return Ok(value),
             Err(TxError::Fail(e)) => return Err(e),
-            Err(TxError::LostRace) => continue,
+            // A short pause lets the winner of a deadlock finish before this one locks again.
+            Err(TxError::LostRace) if attempt < RACE_ATTEMPTS => {
+                std::thread::sleep(Duration::from_millis(u64::from(attempt) * 5));
+            }
+            Err(TxError::LostRace) => {}
         }
     }
     Err(E::from(DbError::Contention(
-        "kept losing insert races".into(),
+        "kept losing races to concurrent transactions".into(),
     )))
+}
+
+/// A database failure that says nothing about the request: the same statement may succeed later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The database rolled the whole transaction back to let another one go on: a deadlock (40P01), a
+    /// serialization failure (40001), a lock timeout (55P03), SQLite's busy or locked database. Running
+    /// the transaction again is safe.
+    RolledBack,
+    /// The connection or statement was cut short: the connection was lost, the server is shutting down
+    /// (57P01), the statement was cancelled or timed out (57014). A commit cut short may or may not have
+    /// happened, so it is not run again here: the caller hears 503 and retries an idempotent call.
+    Interrupted,
+}
+
+/// Whether `e` is a transient fault of the database, and which. Anything else (a constraint, a syntax
+/// error, a value that cannot be decoded) is a refusal or a bug, the same on every try.
+///
+/// PostgreSQL's SQLSTATE is not exposed by diesel beyond a few kinds, so deadlocks, timeouts and
+/// shutdowns are told by the server's message, which is English unless `lc_messages` says otherwise (the
+/// servers shop connects to keep the default).
+pub fn fault(e: &diesel::result::Error) -> Option<Fault> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Some(Fault::RolledBack),
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        )
+        | Error::BrokenTransactionManager => Some(Fault::Interrupted),
+        Error::DatabaseError(_, info) => {
+            let message = info.message();
+            const ROLLED_BACK: [&str; 5] = [
+                "deadlock detected",
+                "could not serialize access",
+                "lock timeout",
+                "database is locked",
+                "database table is locked",
+            ];
+            const INTERRUPTED: [&str; 4] = [
+                "statement timeout",
+                "canceling statement",
+                "terminating connection",
+                "server closed the connection",
+            ];
+            if ROLLED_BACK.iter().any(|m| message.contains(m)) {
+                Some(Fault::RolledBack)
+            } else if INTERRUPTED.iter().any(|m| message.contains(m)) {
+                Some(Fault::Interrupted)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
 }
 
 /// True for a unique-constraint violation, on either backend.

@@ -89,10 +89,10 @@ macro_rules! module_error {
                         $crate::__private::tracing::warn!(%reason, "database contention");
                         $name::Unavailable("too much contention; retry shortly".into())
                     }
-                    DbError::UnsupportedUrl(_)
-                    | DbError::Query(_)
-                    | DbError::Migration(_)
-                    | DbError::Task(_) => $name::Internal(e.to_string()),
+                    DbError::Query(query) => $name::from(query),
+                    DbError::UnsupportedUrl(_) | DbError::Migration(_) | DbError::Task(_) => {
+                        $name::Internal(e.to_string())
+                    }
                 }
             }
         }
@@ -107,7 +107,15 @@ macro_rules! module_error {
         #[cfg(feature = "local")]
         impl From<$crate::__private::diesel::result::Error> for $name {
             fn from(e: $crate::__private::diesel::result::Error) -> Self {
-                $name::Internal(e.to_string())
+                // A deadlock, a lost connection or a timeout says nothing about the request: 503, so that
+                // callers (the checkout saga among them) retry instead of taking it as a refusal.
+                match $crate::db::fault(&e) {
+                    Some(fault) => {
+                        $crate::__private::tracing::warn!(?fault, error = %e, "transient database fault");
+                        $name::Unavailable("the database is busy; retry shortly".into())
+                    }
+                    None => $name::Internal(e.to_string()),
+                }
             }
         }
 
@@ -120,7 +128,8 @@ macro_rules! module_error {
                     $name::Validation(errors) => $crate::Problem::validation(errors.clone()),
                     $name::IdempotencyKeyReused => $crate::Problem::idempotency_key_reused(),
                     $name::IdempotencyKeyInUse => $crate::Problem::idempotency_key_in_use(),
-                    $name::Unavailable(detail) => $crate::Problem::unavailable(detail.clone()),
+                    $name::Unavailable(detail) => $crate::Problem::unavailable(detail.clone())
+                        .with_retry_after(1),
                     $name::Internal(_) => $crate::Problem::internal(),
                 }
             }

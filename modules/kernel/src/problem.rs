@@ -166,6 +166,12 @@ impl Problem {
         self
     }
 
+    /// The same problem, telling the client when to retry (`Retry-After`, in seconds).
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     /// An extension member, if present and of type `T`.
     pub fn extension<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
         self.extensions

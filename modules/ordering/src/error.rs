@@ -24,6 +24,15 @@ shop_kernel::module_error! {
             /// The balance, in minor units, when the charge was refused.
             balance: i64,
         },
+        /// 409: the order was placed and failed (`failure`: `reservation_expired`, or `unavailable` when a
+        /// module it needed stayed unreachable past the give-up time); nothing is held or charged for it.
+        #[error("order {order_id} failed: {failure}")]
+        OrderFailed {
+            /// The failed order (it can be read).
+            order_id: uuid::Uuid,
+            /// Why it failed, as `Order.failure` says.
+            failure: String,
+        },
         /// 409: only a confirmed order can be cancelled.
         #[error("a {status} order cannot be cancelled")]
         NotCancellable {
@@ -48,6 +57,14 @@ shop_kernel::module_error! {
             "The wallet holds less than the order's total.",
         )
         .with("balance", balance),
+        Self::OrderFailed { order_id, failure } => Problem::new(
+            409,
+            "order_failed",
+            "Order failed",
+            format!("The order could not be placed ({failure}); nothing is held or charged for it."),
+        )
+        .with("order_id", order_id)
+        .with("failure", failure),
         Self::NotCancellable { status } => Problem::new(
             409,
             "not_cancellable",
@@ -64,6 +81,10 @@ shop_kernel::module_error! {
         },
         "insufficient_funds" => Self::InsufficientFunds {
             balance: p.extension("balance").unwrap_or_default(),
+        },
+        "order_failed" => Self::OrderFailed {
+            order_id: p.extension("order_id").unwrap_or_default(),
+            failure: p.extension("failure").unwrap_or_default(),
         },
         "not_cancellable" => Self::NotCancellable {
             status: p.extension("order_status").unwrap_or_default(),
@@ -88,6 +109,10 @@ mod tests {
             OrderingError::InsufficientFunds { balance: 1250 },
             OrderingError::NotCancellable {
                 status: "pending".into(),
+            },
+            OrderingError::OrderFailed {
+                order_id: uuid::Uuid::now_v7(),
+                failure: "reservation_expired".into(),
             },
             OrderingError::IdempotencyKeyReused,
             OrderingError::IdempotencyKeyInUse,

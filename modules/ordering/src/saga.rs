@@ -31,12 +31,12 @@ pub(crate) mod failure {
     pub const INSUFFICIENT_FUNDS: &str = "insufficient_funds";
     pub const RESERVATION_EXPIRED: &str = "reservation_expired";
     pub const UNAVAILABLE: &str = "unavailable";
-    pub const REJECTED: &str = "rejected";
 }
 
-/// The wait before the recovery task tries an unfinished order again: 1 s doubling, at most a minute.
-pub(crate) fn backoff(attempts: i32) -> Duration {
-    Duration::from_secs(1u64 << attempts.clamp(0, 6))
+/// The wait before the recovery task tries an unfinished order again: `base` doubling, at most 64 × `base`
+/// (1 s to a minute by default).
+pub(crate) fn backoff(base: Duration, attempts: i32) -> Duration {
+    base.saturating_mul(1u32 << attempts.clamp(0, 6))
 }
 
 /// What the saga does next, decided from the answer to a step's call.
@@ -55,14 +55,17 @@ fn fail(code: &'static str, detail: Option<String>) -> Next {
     Next::Advance(step::COMPENSATE, OrderStatus::Pending, Some((code, detail)))
 }
 
-fn unavailable_or<E: std::fmt::Display>(error: E, is_unavailable: bool, order: &str) -> Next {
+/// Any answer but a refusal the saga has a rule for: a module unavailable, a timeout, a deadlock, a fault
+/// on its side. None of them says the order cannot be placed, so nothing is undone: the order stays at its
+/// step and is tried again (the recovery task, after a backoff). Only the give-up time ends a wait before
+/// the charge; after the charge the commit is retried until it answers.
+fn not_now<E: std::fmt::Display>(error: E, is_unavailable: bool, order: &str) -> Next {
     if is_unavailable {
-        Next::Stop
+        tracing::info!(order_id = order, %error, "a checkout step is unavailable; retrying later");
     } else {
-        // A refusal the saga has no rule for: undo what was done rather than retry forever.
-        tracing::error!(order_id = order, %error, "a checkout step was refused; compensating");
-        fail(failure::REJECTED, None)
+        tracing::error!(order_id = order, %error, "a checkout step failed unexpectedly; retrying later");
     }
+    Next::Stop
 }
 
 impl OrderingService {
@@ -126,7 +129,7 @@ impl OrderingService {
                         ),
                         Err(e) => {
                             let down = matches!(e, InventoryError::Unavailable(_));
-                            unavailable_or(e, down, &row.id)
+                            not_now(e, down, &row.id)
                         }
                     }
                 }
@@ -149,9 +152,12 @@ impl OrderingService {
                             failure::INSUFFICIENT_FUNDS,
                             Some(serde_json::json!({ "balance": balance }).to_string()),
                         ),
+                        // Refunded before it was charged: only a compensation after the give-up time
+                        // does that, and it is already under way.
+                        Err(PaymentsError::PaymentClosed) => fail(failure::UNAVAILABLE, None),
                         Err(e) => {
                             let down = matches!(e, PaymentsError::Unavailable(_));
-                            unavailable_or(e, down, &row.id)
+                            not_now(e, down, &row.id)
                         }
                     }
                 }
@@ -166,7 +172,7 @@ impl OrderingService {
                     }
                     Err(e) => {
                         let down = matches!(e, InventoryError::Unavailable(_));
-                        unavailable_or(e, down, &row.id)
+                        not_now(e, down, &row.id)
                     }
                 },
                 step::COMPENSATE | step::CANCEL => {

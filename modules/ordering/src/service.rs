@@ -32,6 +32,9 @@ pub struct OrderingConfig {
     /// A placement that could not hold stock or charge the wallet for this long is compensated instead
     /// of retried.
     pub give_up_after: Duration,
+    /// The recovery task's first wait before it tries an unfinished order again; it doubles with each
+    /// attempt, up to 64 times this.
+    pub retry_base: Duration,
     /// Test-only fault switch: the process exits right after this saga step's call succeeds
     /// (`reserve`, `charge`, `commit`, `compensate` or `cancel`).
     pub crash_after: Option<String>,
@@ -44,6 +47,7 @@ impl OrderingConfig {
             currency: currency.into(),
             lease: Duration::from_secs(30),
             give_up_after: Duration::from_secs(5 * 60),
+            retry_base: Duration::from_secs(1),
             crash_after: None,
         }
     }
@@ -93,18 +97,35 @@ impl OrderingService {
     /// Finishes or compensates unfinished orders whose driver stopped (crash, outage, restart); returns
     /// how many it took. Run periodically by the host process; safe with several instances.
     pub async fn recover(&self) -> Outcome<usize> {
-        let lease = self.config.lease;
-        let due = self
+        let lease = chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::MAX);
+        let (claimed, due) = self
             .db
             .run(move |conn| {
+                let now = db::now();
                 write_transaction(conn, |c| {
-                    store::claim_due(c, db::now(), lease, RECOVERY_BATCH)
+                    store::claim_due(c, now, now + lease, RECOVERY_BATCH)
                 })
+                .map(|due| (now + lease, due))
                 .map_err(OrderingError::from)
             })
             .await?;
         let ctx = RequestContext::system();
         for id in &due {
+            // The batch was leased at once, and driving the orders before this one may have taken a good
+            // part of the lease: renew it, so that no other instance takes this order over while it is
+            // driven here. An order whose lease changed meanwhile has another driver: leave it to it.
+            let ours = {
+                let id = id.clone();
+                self.db
+                    .run(move |conn| {
+                        store::renew_lease(conn, &id, claimed, db::now() + lease)
+                            .map_err(OrderingError::from)
+                    })
+                    .await?
+            };
+            if !ours {
+                continue;
+            }
             match self.drive(&ctx, id, Driver::Recovery, None).await {
                 Ok((row, _)) => self.reschedule(&row).await?,
                 Err(e) => tracing::warn!(order_id = %id, error = %e, "order recovery failed"),
@@ -119,11 +140,11 @@ impl OrderingService {
         if row.step == step::DONE {
             return Ok(());
         }
-        let (id, attempts) = (row.id.clone(), row.attempts);
+        let (id, attempts, retry_base) = (row.id.clone(), row.attempts, self.config.retry_base);
         self.db
             .run(move |conn| {
                 let until = db::now()
-                    + chrono::Duration::from_std(backoff(attempts))
+                    + chrono::Duration::from_std(backoff(retry_base, attempts))
                         .unwrap_or(chrono::Duration::MAX);
                 store::set_lease(conn, &id, until, None)
                     .map(|_| ())
@@ -170,30 +191,29 @@ impl OrderingService {
         })
     }
 
-    /// What placing an order answers once its saga stopped: the order, or the refusal it ended with.
+    /// What placing an order answers once its saga stopped: the order (confirmed, or pending while it
+    /// goes on), or the refusal a failed one ended with; a failed order is never answered as placed.
     fn answer(&self, row: &OrderRow, lines: &[LineRow]) -> Outcome<Order> {
-        let detail = || -> serde_json::Value {
-            row.failure_detail
-                .as_deref()
-                .and_then(|d| serde_json::from_str(d).ok())
-                .unwrap_or_default()
-        };
-        if row.status == OrderStatus::Failed.as_str() {
-            match row.failure.as_deref() {
-                Some(failure::INSUFFICIENT_STOCK) => {
-                    return Err(OrderingError::InsufficientStock {
-                        sku: detail()["sku"].as_str().unwrap_or_default().to_string(),
-                    });
-                }
-                Some(failure::INSUFFICIENT_FUNDS) => {
-                    return Err(OrderingError::InsufficientFunds {
-                        balance: detail()["balance"].as_i64().unwrap_or_default(),
-                    });
-                }
-                _ => {}
-            }
+        if row.status != OrderStatus::Failed.as_str() {
+            return self.order(row, lines);
         }
-        self.order(row, lines)
+        let detail: serde_json::Value = row
+            .failure_detail
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok())
+            .unwrap_or_default();
+        Err(match row.failure.as_deref() {
+            Some(failure::INSUFFICIENT_STOCK) => OrderingError::InsufficientStock {
+                sku: detail["sku"].as_str().unwrap_or_default().to_string(),
+            },
+            Some(failure::INSUFFICIENT_FUNDS) => OrderingError::InsufficientFunds {
+                balance: detail["balance"].as_i64().unwrap_or_default(),
+            },
+            other => OrderingError::OrderFailed {
+                order_id: parse_id(&row.id)?,
+                failure: other.unwrap_or(failure::UNAVAILABLE).to_string(),
+            },
+        })
     }
 
     /// Validates an order's shape: 1–50 lines, quantities 1–100, each product once.

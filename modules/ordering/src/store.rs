@@ -1,8 +1,6 @@
 //! diesel queries on ordering's own tables. Every function takes the connection, so a service can run
 //! several in one transaction.
 
-use std::time::Duration;
-
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
@@ -253,21 +251,39 @@ pub fn set_lease(
         .execute(conn)
 }
 
+/// Extends a lease this driver holds: from `held` (the lease it wrote) to `until`. False when the lease
+/// is no longer `held`: another driver took the order over, or a request moved it.
+pub fn renew_lease(
+    conn: &mut DbConn,
+    id: &str,
+    held: NaiveDateTime,
+    until: NaiveDateTime,
+) -> QueryResult<bool> {
+    use ordering_orders::dsl as o;
+    diesel::update(
+        o::ordering_orders
+            .filter(o::id.eq(id))
+            .filter(o::lease_until.eq(held)),
+    )
+    .set(o::lease_until.eq(until))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
 #[derive(QueryableByName)]
 struct Claimed {
     #[diesel(sql_type = Text)]
     id: String,
 }
 
-/// Claims up to `limit` unfinished orders whose lease ended, leasing them for `lease` and counting the
+/// Claims up to `limit` unfinished orders whose lease ended, leasing them until `until` and counting the
 /// attempt; one statement. On PostgreSQL orders another instance is claiming are skipped.
 pub fn claim_due(
     conn: &mut DbConn,
     now: NaiveDateTime,
-    lease: Duration,
+    until: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<String>> {
-    let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
     let (lock, p) = match conn {
         DbConn::Pg(_) => (" FOR UPDATE SKIP LOCKED", '$'),
         DbConn::Sqlite(_) => ("", '?'),

@@ -188,7 +188,14 @@ impl PaymentsApi for PaymentsService {
                         return Ok(answer);
                     }
                     store::ensure_wallet(c, &user, now)?;
-                    let outcome = if store::deposit(c, &user, credit.amount_minor, now)? == 1 {
+                    let outcome = if store::deposit(
+                        c,
+                        &user,
+                        credit.amount_minor,
+                        store::Ceiling::MoneyBound,
+                        now,
+                    )? == 1
+                    {
                         let id = Uuid::now_v7().to_string();
                         store::insert_transaction(
                             c,
@@ -295,12 +302,10 @@ impl PaymentsApi for PaymentsService {
                         return Ok(service.payment(order_id, &(nil, 0, status::REFUNDED.into())));
                     };
                     if stored == status::CHARGED {
-                        if store::deposit(c, &user, amount, now)? == 0 {
+                        if store::deposit(c, &user, amount, store::Ceiling::Column, now)? == 0 {
                             return Ok(Err(PaymentsError::Validation(vec![FieldError::new(
                                 "order_id",
-                                format!(
-                                    "the refund would take the balance above {MAX_AMOUNT_MINOR}"
-                                ),
+                                "the refund would overflow the balance",
                             )])));
                         }
                         store::insert_transaction(

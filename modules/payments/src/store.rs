@@ -86,18 +86,34 @@ pub fn ensure_wallet(conn: &mut DbConn, user_id: &str, now: NaiveDateTime) -> Qu
         .map(|_| ())
 }
 
-/// Adds `amount` unless the balance would pass the bound; returns rows changed (0: it would).
+/// How high a deposit may take a balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ceiling {
+    /// New money (a credit) stops at the money bound, `MAX_AMOUNT_MINOR`.
+    MoneyBound,
+    /// Money given back (a refund) was in the wallet before, so it always fits unless the column itself
+    /// would overflow: a credit topped the wallet up to the bound while the order waited, and refusing
+    /// the refund would leave the order stuck mid-compensation.
+    Column,
+}
+
+/// Adds `amount` unless the balance would pass `ceiling`; returns rows changed (0: it would).
 pub fn deposit(
     conn: &mut DbConn,
     user_id: &str,
     amount: i64,
+    ceiling: Ceiling,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
     use payments_wallets::dsl as w;
+    let top = match ceiling {
+        Ceiling::MoneyBound => MAX_AMOUNT_MINOR,
+        Ceiling::Column => i64::MAX,
+    };
     diesel::update(
         w::payments_wallets
             .filter(w::user_id.eq(user_id))
-            .filter(w::balance_minor.le(MAX_AMOUNT_MINOR - amount)),
+            .filter(w::balance_minor.le(top.saturating_sub(amount))),
     )
     .set((
         w::balance_minor.eq(w::balance_minor + amount),

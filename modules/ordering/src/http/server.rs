@@ -26,7 +26,7 @@ type Api = web::Data<dyn OrderingApi>;
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`insufficient_funds`: the wallet holds less than the total", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`insufficient_stock` (names the `sku`), or `idempotency_key_in_use`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`insufficient_stock` (names the `sku`); `order_failed` (names the `order_id` and its `failure`: the reservation expired, or a module stayed unavailable past the give-up time; nothing is held or charged); or `idempotency_key_in_use`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No lines, more than 50, a quantity outside 1-100, a duplicate, unknown or inactive product, or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
