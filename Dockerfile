@@ -1,16 +1,21 @@
 # syntax=docker/dockerfile:1
-# One image for every role: FEATURES picks what is compiled in (the whole monolith, or one module, e.g.
-# --build-arg FEATURES=inventory for the inventory service).
+# One image for every role: by default the whole shop (every module of the table: the crate's default
+# features); FEATURES picks what is compiled in instead, e.g. --build-arg FEATURES=inventory for the
+# inventory service.
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
-ARG FEATURES=identity,catalog,inventory
+ARG FEATURES=""
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libpq-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --no-default-features --features "${FEATURES}" \
+RUN if [ -n "${FEATURES}" ]; then \
+      cargo build --release --locked --no-default-features --features "${FEATURES}"; \
+    else \
+      cargo build --release --locked; \
+    fi \
  && cp target/release/shop /usr/local/bin/shop
 
 FROM debian:bookworm-slim AS runtime

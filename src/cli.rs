@@ -1,4 +1,5 @@
-//! The command line: `shop serve | migrate | openapi | admin create`.
+//! The command line: `shop serve | migrate | openapi | healthcheck | service-credential | admin create |
+//! modules`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -50,6 +51,13 @@ pub enum Command {
         /// or any other name for a gateway that hosts none.
         #[arg(long)]
         name: String,
+    },
+    /// Lists the modules of the module table, in dependency order, and whether this binary has each
+    /// implementation (built with its cargo feature) or only calls it remotely.
+    Modules {
+        /// Only the names, one per line (scripts: each is a cargo feature and a SHOP_MODULES entry).
+        #[arg(long)]
+        names: bool,
     },
     /// Manages admin accounts.
     Admin {
@@ -105,6 +113,21 @@ pub async fn run_command(command: Command) -> Result<i32, StartupError> {
             }
         }
         Command::Healthcheck { url } => Ok(healthcheck(url).await),
+        Command::Modules { names } => {
+            for def in crate::modules::ALL {
+                if names {
+                    println!("{}", def.name);
+                } else {
+                    let built = if def.compiled_in {
+                        "compiled in"
+                    } else {
+                        "remote only"
+                    };
+                    println!("{:<14} {built}", def.name);
+                }
+            }
+            Ok(0)
+        }
         Command::ServiceCredential { name } => {
             let mut bytes = [0u8; 32];
             getrandom::fill(&mut bytes)

@@ -257,16 +257,29 @@ fn module_data(modules: &Modules) -> impl FnOnce(&mut web::ServiceConfig) + use<
     }
 }
 
-/// The OpenAPI document of what this process serves.
-pub fn served_openapi(
-    modules: &Modules,
-    currency: &str,
-) -> Result<utoipa::openapi::OpenApi, String> {
-    let (_, mut doc) = App::new()
+/// The OpenAPI document of the public API this process serves (`/openapi.json`): no `/internal` operation.
+pub fn served_openapi(modules: &Modules, currency: &str) -> utoipa::openapi::OpenApi {
+    let (_, doc) = App::new()
         .into_utoipa_app()
         .configure(operations_routes)
         .configure(module_routes(modules))
         .split_for_parts();
+    crate::openapi::finish(
+        doc,
+        "shop",
+        "The shop API as served by this process.",
+        currency,
+    )
+}
+
+/// The OpenAPI document of the `/internal` operations of this process's modules, for the services that call
+/// them (`/internal/openapi.json`, which needs a service credential, on the internal listener when there is
+/// one).
+pub fn served_internal_openapi(
+    modules: &Modules,
+    currency: &str,
+) -> Result<utoipa::openapi::OpenApi, String> {
+    let mut doc = utoipa::openapi::OpenApi::default();
     for (module, _) in &modules.databases {
         for (path, item) in crate::openapi::internal_paths_of(*module)? {
             doc.paths.paths.insert(path, item);
@@ -274,10 +287,17 @@ pub fn served_openapi(
     }
     Ok(crate::openapi::finish(
         doc,
-        "shop",
-        "The shop API as served by this process.",
+        "shop internal",
+        "The /internal operations of the modules this process runs, for the services that call them.",
         currency,
     ))
+}
+
+/// A JSON document served as it was serialised at startup.
+fn json_document(json: web::Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(json)
 }
 
 /// The routes this process serves and their methods, read from its OpenAPI document, so that a known path
@@ -286,11 +306,10 @@ pub fn served_openapi(
 struct KnownRoutes(Vec<(Vec<String>, Vec<&'static str>)>);
 
 impl KnownRoutes {
-    fn of(doc: &utoipa::openapi::OpenApi) -> Self {
-        let routes = doc
-            .paths
-            .paths
+    fn of(docs: &[&utoipa::openapi::OpenApi]) -> Self {
+        let routes = docs
             .iter()
+            .flat_map(|doc| doc.paths.paths.iter())
             .map(|(path, item)| {
                 let methods = [
                     ("GET", item.get.is_some()),
@@ -479,14 +498,20 @@ async fn start_with(
         .local_addr()
         .map_err(|e| StartupError::Other(e.to_string()))?;
 
-    let openapi = served_openapi(&modules, &config.currency).map_err(StartupError::Other)?;
-    let known_routes = web::Data::new(KnownRoutes::of(&openapi));
+    let openapi = served_openapi(&modules, &config.currency);
+    let internal_openapi =
+        served_internal_openapi(&modules, &config.currency).map_err(StartupError::Other)?;
+    let known_routes = web::Data::new(KnownRoutes::of(&[&openapi, &internal_openapi]));
     // Serialised once and shared: handing Swagger UI the document made every worker keep its own copy and
     // serialise it on every request.
-    let openapi_json = web::Bytes::from(
-        serde_json::to_vec(&openapi).map_err(|e| StartupError::Other(format!("openapi: {e}")))?,
-    );
-    drop(openapi);
+    let to_json = |doc: &utoipa::openapi::OpenApi| {
+        serde_json::to_vec(doc)
+            .map(web::Bytes::from)
+            .map_err(|e| StartupError::Other(format!("openapi: {e}")))
+    };
+    let openapi_json = to_json(&openapi)?;
+    let internal_openapi_json = to_json(&internal_openapi)?;
+    drop((openapi, internal_openapi));
     let metrics = actix_web_prom::PrometheusMetricsBuilder::new("shop")
         .registry(registry)
         .endpoint("/metrics")
@@ -540,11 +565,17 @@ async fn start_with(
                     let json = openapi_json.clone();
                     move || {
                         let json = json.clone();
-                        async move {
-                            HttpResponse::Ok()
-                                .content_type(actix_web::http::header::ContentType::json())
-                                .body(json)
-                        }
+                        async move { json_document(json) }
+                    }
+                }),
+            )
+            .route(
+                "/internal/openapi.json",
+                web::get().to({
+                    let json = internal_openapi_json.clone();
+                    move |_: shop_kernel::http::InternalContext| {
+                        let json = json.clone();
+                        async move { json_document(json) }
                     }
                 }),
             )

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn registering_returns_the_user_with_a_location_and_never_the_password() -> TestResult {
@@ -397,6 +397,40 @@ async fn operations_endpoints_answer() {
     let spec = app.get("/openapi.json", None).await;
     assert_eq!(spec.body["openapi"], "3.1.0");
     assert!(spec.body["paths"]["/api/v1/products"].is_object());
+    let paths = |doc: &Value| -> Vec<String> {
+        doc["paths"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    assert!(
+        !paths(&spec.body).iter().any(|p| p.starts_with("/internal")),
+        "the public document lists no /internal operation: {:?}",
+        paths(&spec.body)
+    );
+    // The callers' document needs a service credential.
+    assert_eq!(
+        app.get("/internal/openapi.json", None)
+            .await
+            .status
+            .as_u16(),
+        401
+    );
+    let internal = app
+        .request_with(
+            Method::GET,
+            "/internal/openapi.json",
+            None,
+            None,
+            &[(shop_kernel::rpc::SERVICE_TOKEN_HEADER, SERVICE_TOKEN)],
+        )
+        .await;
+    assert_eq!(internal.status, StatusCode::OK, "{}", internal.body);
+    let internal_paths = paths(&internal.body);
+    assert!(
+        !internal_paths.is_empty() && internal_paths.iter().all(|p| p.starts_with("/internal/")),
+        "{internal_paths:?}"
+    );
     let docs = app
         .http
         .get(format!("{}/docs/", app.base))

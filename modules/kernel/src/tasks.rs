@@ -25,8 +25,8 @@ impl StopSignal {
     }
 }
 
-/// Every background task of the process (reservation expiry today; event relay, saga recovery, mail sender
-/// next).
+/// Every background task of the process: reservation expiry, the event relays and their upkeep, saga
+/// recovery, the mail sender, the sweeps of old keys.
 pub struct BackgroundTasks {
     stop: watch::Sender<bool>,
     running: Mutex<Vec<(&'static str, JoinHandle<()>)>>,
@@ -59,7 +59,9 @@ impl BackgroundTasks {
         }
     }
 
-    /// Runs `tick` every `every` until the process stops; a tick in progress is finished, not cut off.
+    /// Runs `tick` every `every` until the process stops; a tick in progress is finished, not cut off. A
+    /// tick that panics is logged, and the next tick runs as planned: one bad row must not stop a relay or
+    /// the saga's recovery for the life of the process.
     pub fn every<F, Fut>(&self, name: &'static str, every: Duration, tick: F)
     where
         F: Fn() -> Fut + Send + 'static,
@@ -71,7 +73,18 @@ impl BackgroundTasks {
             loop {
                 tokio::select! {
                     _ = stop.stopped() => return,
-                    _ = ticker.tick() => tick().await,
+                    _ = ticker.tick() => {
+                        // Its own task, so that a panic ends the tick and not this loop.
+                        if let Err(e) = tokio::spawn(tick()).await
+                            && e.is_panic()
+                        {
+                            tracing::error!(
+                                task = name,
+                                panic = panic_message(e.into_panic()),
+                                "background task panicked; it runs again at its next tick"
+                            );
+                        }
+                    }
                 }
             }
         });
@@ -109,6 +122,15 @@ impl BackgroundTasks {
     }
 }
 
+/// The text a panic was raised with, when it was a string.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(not a string)".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +160,29 @@ mod tests {
             after,
             "no tick after shutdown"
         );
+    }
+
+    #[tokio::test]
+    async fn a_tick_that_panics_is_followed_by_the_next_tick() {
+        let tasks = BackgroundTasks::new();
+        let ticks = Arc::new(AtomicU32::new(0));
+        let counter = ticks.clone();
+        tasks.every("flaky", Duration::from_millis(5), move || {
+            let counter = counter.clone();
+            async move {
+                if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("the first tick fails");
+                }
+            }
+        });
+        for _ in 0..200 {
+            if ticks.load(Ordering::SeqCst) >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(ticks.load(Ordering::SeqCst) >= 3, "ticks after the panic");
+        assert_eq!(tasks.shutdown(Duration::from_secs(1)).await, Ok(()));
     }
 
     #[tokio::test]

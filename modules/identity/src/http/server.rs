@@ -1,4 +1,4 @@
-//! Identity's HTTP face: the public API of api.md and the `/internal` operations. Handlers only parse,
+//! Identity's HTTP face: the public API (`openapi/shop.json`) and the `/internal` operations. Handlers only parse,
 //! call the trait and map the result.
 
 use actix_web::{HttpResponse, get, post, web};

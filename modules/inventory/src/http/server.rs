@@ -1,4 +1,4 @@
-//! Inventory's HTTP face: the public API of api.md and the `/internal` operations. Handlers only parse,
+//! Inventory's HTTP face: the public API (`openapi/shop.json`) and the `/internal` operations. Handlers only parse,
 //! call the trait and map the result.
 
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};

@@ -221,7 +221,8 @@ impl RpcClient {
                         return Err(give_up(reason));
                     }
                     let backoff = pause.unwrap_or_else(|| jittered_backoff(attempt));
-                    if started.elapsed() + backoff >= budget {
+                    // Saturating: `Retry-After` is the remote's to choose, up to u64::MAX seconds.
+                    if started.elapsed().saturating_add(backoff) >= budget {
                         return Err(give_up(reason));
                     }
                     tracing::debug!(module, operation, attempt, error = %reason, "retrying remote call");
@@ -420,6 +421,68 @@ mod tests {
             let base = 50u64 << attempt;
             let d = jittered_backoff(attempt).as_millis() as u64;
             assert!(d >= base && d <= base + base / 2, "attempt {attempt}: {d}");
+        }
+    }
+
+    /// An error type for calls in these tests: the problem as received.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0:?}")]
+    struct Refused(Problem);
+
+    impl From<crate::AccessDenied> for Refused {
+        fn from(_: crate::AccessDenied) -> Self {
+            Refused(Problem::forbidden(""))
+        }
+    }
+
+    impl ApiError for Refused {
+        fn to_problem(&self) -> Problem {
+            self.0.clone()
+        }
+        fn from_problem(problem: Problem) -> Self {
+            Refused(problem)
+        }
+        fn unavailable(detail: String) -> Self {
+            Refused(Problem::unavailable(detail))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_huge_retry_after_ends_the_call_instead_of_panicking() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let body =
+                r#"{"type":"/problems/unavailable","title":"t","status":503,"code":"unavailable"}"#;
+            for mut stream in listener.incoming().flatten() {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                // A second passes first: the time already spent plus u64::MAX seconds overflows.
+                std::thread::sleep(Duration::from_millis(1100));
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+                     retry-after: 18446744073709551615\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        let client = RpcClient::new(RpcConfig::new(format!("http://{addr}"), None))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ctx = RequestContext::default();
+        let answer: Result<serde_json::Value, Refused> = client
+            .call(
+                "inventory",
+                &ctx,
+                "get_stock",
+                Retry::Read,
+                &serde_json::json!({}),
+            )
+            .await;
+        match answer {
+            Err(Refused(problem)) => assert_eq!(problem.status, 503, "{problem:?}"),
+            Ok(v) => panic!("a 503 answered {v}"),
         }
     }
 
