@@ -836,3 +836,65 @@ async fn a_deadlock_on_postgresql_is_retried_and_the_order_is_confirmed() {
     let wallet = app.get("/api/v1/wallet", Some(&token)).await;
     assert_eq!(wallet.body["balance"]["amount_minor"], 800);
 }
+
+/// Checkout split with a payments that never answers: the gateway calls ordering with its remote timeout,
+/// ordering spends what is left of that (less the answer's way back) waiting for payments, and answers 202
+/// with the pending order before the gateway stops listening: the client never hears "nothing was placed"
+/// about an order that exists.
+#[tokio::test]
+async fn an_order_placed_while_payments_hangs_is_answered_202_through_a_remote_ordering() {
+    let ordering_port = free_port();
+    let ordering_url = format!("http://127.0.0.1:{ordering_port}");
+    let timeout = ("SHOP_REMOTE_TIMEOUT_MS", "1500");
+    let gateway = spawn_with(&[
+        (
+            "SHOP_MODULES",
+            "identity,catalog,inventory,payments,notifications",
+        ),
+        ("SHOP_ORDERING_URL", &ordering_url),
+        timeout,
+    ])
+    .await;
+    let payments = black_hole();
+    let ordering_addr = format!("127.0.0.1:{ordering_port}");
+    let ordering = spawn_with(&[
+        ("SHOP_MODULES", "ordering"),
+        ("SHOP_HTTP_ADDR", &ordering_addr),
+        ("SHOP_PAYMENTS_URL", &payments),
+        ("SHOP_IDENTITY_URL", &gateway.base),
+        ("SHOP_CATALOG_URL", &gateway.base),
+        ("SHOP_INVENTORY_URL", &gateway.base),
+        ("SHOP_NOTIFICATIONS_URL", &gateway.base),
+        timeout,
+    ])
+    .await;
+    let admin = gateway.admin_token().await;
+    let product = gateway.product(&admin, "SLOW-1", "Slow", 100).await;
+    gateway.set_stock(&admin, "SLOW-1", 10).await;
+    let (_, token) = gateway.customer("ada@example.com").await;
+
+    let started = std::time::Instant::now();
+    let placed = place(&gateway, &token, &product, None).await;
+    assert_eq!(placed.status, StatusCode::ACCEPTED, "{}", placed.body);
+    assert_eq!(placed.body["status"], "pending");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "answered within the gateway's timeout: {:?}",
+        started.elapsed()
+    );
+    let id = placed.body["id"].as_str().unwrap_or_default();
+    assert_eq!(
+        placed.headers.get("location").and_then(|v| v.to_str().ok()),
+        Some(format!("/api/v1/orders/{id}").as_str())
+    );
+    let read = gateway
+        .get(&format!("/api/v1/orders/{id}"), Some(&token))
+        .await;
+    assert_eq!(read.body["status"], "pending", "{}", read.body);
+    assert_eq!(
+        stock(&gateway, "SLOW-1").await,
+        (10, 2),
+        "held while it waits"
+    );
+    drop(ordering);
+}

@@ -187,8 +187,13 @@ impl RpcClient {
                 .timeout(timeout)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(REQUEST_ID_HEADER, &ctx.request_id)
-                // The server may stop waiting when this attempt does; a retry brings its own budget.
-                .header(DEADLINE_HEADER, timeout.as_millis().to_string())
+                // What is left of this attempt, less the time the answer needs to come back: the callee
+                // spends only that (its own calls too), and answers what it got done (a pending order,
+                // say) before this side stops listening. A retry brings its own budget.
+                .header(
+                    DEADLINE_HEADER,
+                    callee_budget(timeout).as_millis().to_string(),
+                )
                 .body(body.clone());
             req = self.authenticated(req);
             if let Some(token) = &ctx.token {
@@ -411,9 +416,29 @@ fn jittered_backoff(attempt: u32) -> Duration {
     Duration::from_millis(base + jitter)
 }
 
+/// The share of an attempt's time the callee may spend: all of it but a margin for the answer's way back
+/// (a fifth of it, at most 250 ms: an answer crosses a data centre in well under a millisecond, but a
+/// loaded process takes a while to write it).
+pub fn callee_budget(attempt: Duration) -> Duration {
+    attempt.saturating_sub((attempt / 5).min(Duration::from_millis(250)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_callee_answers_before_the_caller_stops_listening() {
+        assert_eq!(
+            callee_budget(Duration::from_secs(5)),
+            Duration::from_millis(4750)
+        );
+        assert_eq!(
+            callee_budget(Duration::from_millis(500)),
+            Duration::from_millis(400)
+        );
+        assert_eq!(callee_budget(Duration::ZERO), Duration::ZERO);
+    }
 
     #[test]
     fn backoff_grows_and_stays_within_its_jitter() {

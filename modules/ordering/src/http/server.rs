@@ -30,7 +30,7 @@ type Api = web::Data<dyn OrderingApi>;
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No lines, more than 50, a quantity outside 1-100, a duplicate, unknown or inactive product, or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The catalog is unavailable: nothing was placed; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The catalog (or ordering itself) is unavailable before the order is written: nothing was placed; retry, with the same `Idempotency-Key` to be safe", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/api/v1/orders")]
