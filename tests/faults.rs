@@ -217,7 +217,7 @@ async fn with_payments_down_past_the_give_up_time_an_order_is_compensated_and_ne
     let (product, token) = c.buyer("DOWN-2").await;
     c.stop_payments().await;
     let g = &c.gateway;
-    let pending = place(g, &token, &product, None).await;
+    let pending = place(g, &token, &product, Some("down-2")).await;
     assert_eq!(pending.status, StatusCode::ACCEPTED, "{}", pending.body);
     let id = pending.body["id"].as_str().unwrap_or_default().to_string();
     // Past the give-up time the charge is not tried again; the compensation (a refund tombstone first,
@@ -242,6 +242,16 @@ async fn with_payments_down_past_the_give_up_time_an_order_is_compensated_and_ne
     assert_eq!(
         wallet.body["balance"]["amount_minor"], 1000,
         "never charged"
+    );
+    // The placement's repeat answers the failure, never 201 (a failed order is not a placed one).
+    let repeat = place(g, &token, &product, Some("down-2")).await;
+    repeat.assert_problem(409, "order_failed");
+    assert_eq!(
+        (
+            repeat.body["order_id"].as_str(),
+            repeat.body["failure"].as_str()
+        ),
+        (Some(id.as_str()), Some("unavailable"))
     );
 }
 
