@@ -11,19 +11,6 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// A TCP port that accepts connections and never answers: a module that hangs.
-fn black_hole() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
-    format!("http://{addr}")
-}
-
 async fn place(app: &TestApp, token: &str, product: &Value, key: Option<&str>) -> Reply {
     let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
     let body = json!({ "lines": [{ "product_id": product["id"], "quantity": 2 }] });
@@ -264,7 +251,11 @@ async fn killed_after_ordering(step: &str, want: &str, skus: &[&str]) {
     let crashing = [quick.as_slice(), &[("SHOP_FAULT_CRASH_AFTER", step)]].concat();
     let cancelling = step == "cancel";
     let total = 600 * i64::try_from(skus.len()).unwrap_or(1);
-    let funds = if step == "compensate" { 100 } else { total + 400 };
+    let funds = if step == "compensate" {
+        100
+    } else {
+        total + 400
+    };
 
     let mut shop = Binary::start(&vars, if cancelling { &quick } else { &crashing }).await;
     let admin = shop.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
@@ -421,7 +412,7 @@ async fn killed_after_the_reservation_the_order_is_confirmed_after_restart() {
 /// must still find the stored one equal, on whatever collation the database has.
 #[tokio::test]
 async fn killed_after_reserving_skus_that_collations_sort_apart_the_order_is_confirmed_after_restart()
-{
+ {
     killed_after_ordering("reserve", "confirmed", &["a-1", "B-1"]).await;
 }
 

@@ -168,6 +168,7 @@ pub async fn spawn_vars(vars: HashMap<String, String>) -> TestApp {
         server,
         modules,
         tasks,
+        ..
     } = shop::server::start(config)
         .await
         .unwrap_or_else(|e| panic!("server failed to start: {e}"));
@@ -712,6 +713,57 @@ pub async fn poll_until(
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// Polls `GET {base}/health/ready` until its check `name` (`remote:inventory`) shows `status` (up to
+/// `secs`); returns the last HTTP status and body.
+pub async fn readiness_showing(
+    base: &str,
+    name: &str,
+    status: &str,
+    secs: u64,
+) -> (StatusCode, Value) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let http = reqwest::Client::new();
+    loop {
+        let resp = http
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("readiness: {e}"));
+        let code = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let shown = body["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["name"] == name && c["status"] == status);
+        if shown || std::time::Instant::now() > deadline {
+            return (code, body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The value of the Prometheus sample whose line starts with `series` (`name{labels}`), if any.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A TCP port that accepts connections and never answers: a module that hangs.
+pub fn black_hole() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    format!("http://{addr}")
 }
 
 /// The real binary, with its own data directory and database, killed when dropped.
