@@ -725,6 +725,54 @@ mod tests {
     }
 
     #[test]
+    fn request_bounds_default_above_the_remote_budget_and_refuse_what_cannot_work()
+    -> Result<(), ConfigError> {
+        let c = config(&[])?;
+        assert_eq!(c.http_head_timeout, Duration::from_secs(5));
+        assert_eq!(c.http_body_timeout, Duration::from_secs(10));
+        assert_eq!(c.http_handler_timeout, Duration::from_secs(15));
+        assert_eq!(c.db_acquire_timeout, Duration::from_secs(3));
+        assert!(
+            c.shutdown_drain + c.shutdown_timeout < Duration::from_secs(30),
+            "inside Kubernetes' grace period"
+        );
+        // The handler bound follows the remote budget (twice the per-attempt timeout) and the body bound.
+        let c = config(&[("SHOP_REMOTE_TIMEOUT_MS", "8000")])?;
+        assert_eq!(c.http_handler_timeout, Duration::from_secs(21));
+        let c = config(&[("SHOP_HTTP_BODY_TIMEOUT_MS", "30000")])?;
+        assert_eq!(c.http_handler_timeout, Duration::from_secs(35));
+        let err = |vars: &[(&str, &str)]| config(vars).err().map(|e| e.0).unwrap_or_default();
+        let e = err(&[
+            ("SHOP_HTTP_BODY_TIMEOUT_MS", "2000"),
+            ("SHOP_HTTP_HANDLER_TIMEOUT_MS", "2000"),
+        ]);
+        assert!(
+            e.contains("SHOP_HTTP_HANDLER_TIMEOUT_MS") && e.contains("SHOP_HTTP_BODY_TIMEOUT_MS"),
+            "{e}"
+        );
+        for var in [
+            "SHOP_HTTP_HEAD_TIMEOUT_MS",
+            "SHOP_HTTP_BODY_TIMEOUT_MS",
+            "SHOP_DB_ACQUIRE_TIMEOUT_MS",
+            "SHOP_SHUTDOWN_TIMEOUT_SECS",
+        ] {
+            let e = err(&[(var, "0")]);
+            assert!(e.contains(&format!("{var} must be at least 1")), "{e}");
+        }
+        assert!(
+            err(&[("SHOP_REMOTE_PROBE_INTERVAL_MS", "10")])
+                .contains("SHOP_REMOTE_PROBE_INTERVAL_MS")
+        );
+        assert!(err(&[("SHOP_SHUTDOWN_DRAIN_MS", "soon")]).contains("SHOP_SHUTDOWN_DRAIN_MS"));
+        assert_eq!(
+            config(&[("SHOP_SHUTDOWN_DRAIN_MS", "0")])?.shutdown_drain,
+            Duration::ZERO,
+            "no drain is allowed (nothing routes to the process)"
+        );
+        Ok(())
+    }
+
+    #[test]
     fn remote_urls_must_be_plain_http() {
         let err = config(&[
             ("SHOP_INVENTORY_URL", "https://inv"),

@@ -129,16 +129,26 @@ fn watch_remotes(
     registry.register(Box::new(up.clone()))?;
     let remotes = modules.remotes.clone();
     let recorded = states.clone();
-    tasks.every("remotes.probe", every, move || {
-        let (remotes, states, up) = (remotes.clone(), recorded.clone(), up.clone());
-        async move {
+    tasks.spawn("remotes.probe", move |mut stop| async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.stopped() => return,
+                _ = ticker.tick() => {}
+            }
             let probes = remotes.iter().map(|(module, client)| async move {
                 (*module, client.probe(module.name()).await.err())
             });
-            for (module, failure) in futures_util::future::join_all(probes).await {
+            // Probes only read: a shutdown does not wait for a silent remote's timeout.
+            let results = tokio::select! {
+                _ = stop.stopped() => return,
+                results = futures_util::future::join_all(probes) => results,
+            };
+            for (module, failure) in results {
                 up.with_label_values(&[module.name()])
                     .set(i64::from(failure.is_none()));
-                states.record(module, failure);
+                recorded.record(module, failure);
             }
         }
     });

@@ -75,6 +75,16 @@ impl TestDb {
     pub fn is_postgres(&self) -> bool {
         self.pg.is_some()
     }
+
+    /// PostgreSQL only: drops the database now, cutting off its connections (a database gone away).
+    pub fn drop_now(&self) {
+        if let Some((admin_url, name)) = &self.pg {
+            let mut conn = PgConnection::establish(admin_url).unwrap_or_else(|e| panic!("{e}"));
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .unwrap_or_else(|e| panic!("cannot drop {name}: {e}"));
+        }
+    }
 }
 
 impl Drop for TestDb {
@@ -761,6 +771,53 @@ pub fn black_hole() -> String {
         let mut held = Vec::new();
         for stream in listener.incoming().flatten() {
             held.push(stream);
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A module served elsewhere that answers every request `delay` after it arrived, with 200 and `body`
+/// (JSON): a slow but working remote.
+pub fn slow_remote(delay: std::time::Duration, body: Value) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let body = body.to_string();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                // The whole request (head and body), so that closing the connection does not reset it.
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request);
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .and_then(|v| v.trim().parse::<usize>().ok())
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                std::thread::sleep(delay);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
         }
     });
     format!("http://{addr}")
