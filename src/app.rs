@@ -76,12 +76,14 @@ fn open_databases(config: &Config) -> Result<BTreeMap<Module, Database>, Startup
         let db = match by_url.get(&url) {
             Some(db) => db.clone(),
             None => {
-                let db = Database::connect(&url, config.db_pool_size).map_err(|e| {
-                    StartupError::Other(format!(
-                        "cannot open the database of {module} ({}): {e}",
-                        shop_kernel::db::redact(&url)
-                    ))
-                })?;
+                let db = Database::connect(&url, config.db_pool_size)
+                    .map_err(|e| {
+                        StartupError::Other(format!(
+                            "cannot open the database of {module} ({}): {e}",
+                            shop_kernel::db::redact(&url)
+                        ))
+                    })?
+                    .with_acquire_timeout(config.db_acquire_timeout);
                 by_url.insert(url, db.clone());
                 db
             }

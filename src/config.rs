@@ -162,6 +162,29 @@ pub struct Config {
     pub db_pool_size: u32,
     /// `SHOP_REMOTE_TIMEOUT_MS` (default 5000): per attempt of a call to a remote module.
     pub remote_timeout: Duration,
+    /// `SHOP_REMOTE_PROBE_INTERVAL_MS` (default 5000): how often each remote module is probed for the
+    /// detailed readiness and `shop_remote_module_up`.
+    pub remote_probe_interval: Duration,
+    /// `SHOP_DB_ACQUIRE_TIMEOUT_MS` (default 3000): longest wait for a pooled database connection before
+    /// the request is answered `503 unavailable` with `Retry-After`.
+    pub db_acquire_timeout: Duration,
+    /// `SHOP_HTTP_HEAD_TIMEOUT_MS` (default 5000): a connection's first request head must arrive within
+    /// this, or it is answered 408 and closed.
+    pub http_head_timeout: Duration,
+    /// `SHOP_HTTP_BODY_TIMEOUT_MS` (default 10000): a request body must arrive within this from its head,
+    /// or the request is answered `408 request_timeout`.
+    pub http_body_timeout: Duration,
+    /// `SHOP_HTTP_HANDLER_TIMEOUT_MS` (default 5000 more than the larger of twice `SHOP_REMOTE_TIMEOUT_MS`
+    /// and the body bound: 15000): longest time a request is worked on before it is answered
+    /// `503 unavailable` with `Retry-After`. Greater than the body bound, so that a slow body is the
+    /// client's 408.
+    pub http_handler_timeout: Duration,
+    /// `SHOP_SHUTDOWN_DRAIN_MS` (default 5000): after SIGTERM, how long readiness answers 503 `draining`
+    /// while requests are still served, so that load balancers stop sending new ones first.
+    pub shutdown_drain: Duration,
+    /// `SHOP_SHUTDOWN_TIMEOUT_SECS` (default 20): after the drain, in-flight requests and background tasks
+    /// get this long to finish before the process exits anyway.
+    pub shutdown_timeout: Duration,
     /// `SHOP_TRUST_FORWARDED` (default false): take the client address from the last `X-Forwarded-For`
     /// entry; only behind one proxy that appends it.
     pub trust_forwarded: bool,
@@ -338,6 +361,9 @@ impl Config {
                 local.join("+")
             }
         });
+        let remote_timeout = Duration::from_millis(parse(get, "SHOP_REMOTE_TIMEOUT_MS", 5000u64)?);
+        let http_body_timeout =
+            Duration::from_millis(parse(get, "SHOP_HTTP_BODY_TIMEOUT_MS", 10_000u64)?);
         let config = Config {
             http_addr: get("SHOP_HTTP_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into()),
             internal_addr: get("SHOP_INTERNAL_ADDR"),
@@ -420,7 +446,32 @@ impl Config {
             smtp_from: get("SHOP_SMTP_FROM")
                 .unwrap_or_else(|| "shop <noreply@shop.localhost>".into()),
             db_pool_size: parse(get, "SHOP_DB_POOL_SIZE", default_pool_size())?,
-            remote_timeout: Duration::from_millis(parse(get, "SHOP_REMOTE_TIMEOUT_MS", 5000u64)?),
+            remote_timeout,
+            remote_probe_interval: Duration::from_millis(parse(
+                get,
+                "SHOP_REMOTE_PROBE_INTERVAL_MS",
+                5000u64,
+            )?),
+            db_acquire_timeout: Duration::from_millis(parse(
+                get,
+                "SHOP_DB_ACQUIRE_TIMEOUT_MS",
+                3000u64,
+            )?),
+            http_head_timeout: Duration::from_millis(parse(
+                get,
+                "SHOP_HTTP_HEAD_TIMEOUT_MS",
+                5000u64,
+            )?),
+            http_body_timeout,
+            // A request that waits on a remote module must get that module's answer (or its timeout, a
+            // clean 503 after the client's own bookkeeping) before the handler bound cuts it off; and a slow
+            // body must meet its own bound (408) first.
+            http_handler_timeout: match get("SHOP_HTTP_HANDLER_TIMEOUT_MS") {
+                Some(_) => Duration::from_millis(parse(get, "SHOP_HTTP_HANDLER_TIMEOUT_MS", 0u64)?),
+                None => (remote_timeout * 2).max(http_body_timeout) + Duration::from_secs(5),
+            },
+            shutdown_drain: Duration::from_millis(parse(get, "SHOP_SHUTDOWN_DRAIN_MS", 5000u64)?),
+            shutdown_timeout: Duration::from_secs(parse(get, "SHOP_SHUTDOWN_TIMEOUT_SECS", 20u64)?),
             trust_forwarded: parse(get, "SHOP_TRUST_FORWARDED", false)?,
             workers: match get("SHOP_WORKERS") {
                 None => None,
@@ -448,8 +499,40 @@ impl Config {
                     .into(),
             ));
         }
+        config.check_bounds()?;
         config.check_topology()?;
         Ok(config)
+    }
+
+    /// The request, database and shutdown bounds: each at least 1 (a zero would refuse everything or
+    /// never stop waiting), and a handler bound above the body bound.
+    fn check_bounds(&self) -> Result<(), ConfigError> {
+        for (var, value) in [
+            ("SHOP_HTTP_HEAD_TIMEOUT_MS", self.http_head_timeout),
+            ("SHOP_HTTP_BODY_TIMEOUT_MS", self.http_body_timeout),
+            ("SHOP_HTTP_HANDLER_TIMEOUT_MS", self.http_handler_timeout),
+            ("SHOP_DB_ACQUIRE_TIMEOUT_MS", self.db_acquire_timeout),
+            ("SHOP_SHUTDOWN_TIMEOUT_SECS", self.shutdown_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError(format!("{var} must be at least 1")));
+            }
+        }
+        if self.remote_probe_interval < Duration::from_millis(100) {
+            return Err(ConfigError(
+                "SHOP_REMOTE_PROBE_INTERVAL_MS must be at least 100".into(),
+            ));
+        }
+        if self.http_handler_timeout <= self.http_body_timeout {
+            return Err(ConfigError(format!(
+                "SHOP_HTTP_HANDLER_TIMEOUT_MS ({} ms) must be greater than SHOP_HTTP_BODY_TIMEOUT_MS ({} ms): \
+                 a body still arriving when the handler bound strikes would be answered 503 instead of the \
+                 client's 408",
+                self.http_handler_timeout.as_millis(),
+                self.http_body_timeout.as_millis()
+            )));
+        }
+        Ok(())
     }
 
     /// Every module must be local or reachable, and identity (whose keys verify every token) above all.
@@ -646,6 +729,54 @@ mod tests {
             .map(|e| e.0)
             .unwrap_or_default();
         assert!(err.contains("at least 1"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn request_bounds_default_above_the_remote_budget_and_refuse_what_cannot_work()
+    -> Result<(), ConfigError> {
+        let c = config(&[])?;
+        assert_eq!(c.http_head_timeout, Duration::from_secs(5));
+        assert_eq!(c.http_body_timeout, Duration::from_secs(10));
+        assert_eq!(c.http_handler_timeout, Duration::from_secs(15));
+        assert_eq!(c.db_acquire_timeout, Duration::from_secs(3));
+        assert!(
+            c.shutdown_drain + c.shutdown_timeout < Duration::from_secs(30),
+            "inside Kubernetes' grace period"
+        );
+        // The handler bound follows the remote budget (twice the per-attempt timeout) and the body bound.
+        let c = config(&[("SHOP_REMOTE_TIMEOUT_MS", "8000")])?;
+        assert_eq!(c.http_handler_timeout, Duration::from_secs(21));
+        let c = config(&[("SHOP_HTTP_BODY_TIMEOUT_MS", "30000")])?;
+        assert_eq!(c.http_handler_timeout, Duration::from_secs(35));
+        let err = |vars: &[(&str, &str)]| config(vars).err().map(|e| e.0).unwrap_or_default();
+        let e = err(&[
+            ("SHOP_HTTP_BODY_TIMEOUT_MS", "2000"),
+            ("SHOP_HTTP_HANDLER_TIMEOUT_MS", "2000"),
+        ]);
+        assert!(
+            e.contains("SHOP_HTTP_HANDLER_TIMEOUT_MS") && e.contains("SHOP_HTTP_BODY_TIMEOUT_MS"),
+            "{e}"
+        );
+        for var in [
+            "SHOP_HTTP_HEAD_TIMEOUT_MS",
+            "SHOP_HTTP_BODY_TIMEOUT_MS",
+            "SHOP_DB_ACQUIRE_TIMEOUT_MS",
+            "SHOP_SHUTDOWN_TIMEOUT_SECS",
+        ] {
+            let e = err(&[(var, "0")]);
+            assert!(e.contains(&format!("{var} must be at least 1")), "{e}");
+        }
+        assert!(
+            err(&[("SHOP_REMOTE_PROBE_INTERVAL_MS", "10")])
+                .contains("SHOP_REMOTE_PROBE_INTERVAL_MS")
+        );
+        assert!(err(&[("SHOP_SHUTDOWN_DRAIN_MS", "soon")]).contains("SHOP_SHUTDOWN_DRAIN_MS"));
+        assert_eq!(
+            config(&[("SHOP_SHUTDOWN_DRAIN_MS", "0")])?.shutdown_drain,
+            Duration::ZERO,
+            "no drain is allowed (nothing routes to the process)"
+        );
         Ok(())
     }
 

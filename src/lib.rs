@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod asyncapi;
+pub mod bounds;
 pub mod cli;
 pub mod config;
 pub mod events;
@@ -11,4 +12,5 @@ pub mod migrate;
 pub mod modules;
 pub mod openapi;
 pub mod server;
+pub mod shutdown;
 pub mod telemetry;

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use clap::Parser;
 use shop::cli::{Cli, Command};
 use shop::config::{Config, LogFormat};
@@ -40,14 +38,9 @@ async fn serve() -> i32 {
             return 2;
         }
     };
-    // actix handles SIGTERM/SIGINT: stop accepting, finish in-flight requests (30 s at most), then return;
-    // the background tasks stop after the last request (10 s at most).
-    let served = running.server.await;
-    match running.tasks.shutdown(Duration::from_secs(10)).await {
-        Ok(()) => tracing::info!("background tasks stopped"),
-        Err(stuck) => tracing::warn!(?stuck, "background tasks aborted at the shutdown bound"),
-    }
-    match served {
+    // SIGTERM or SIGINT: readiness fails, requests are still served for the drain delay, then in-flight
+    // requests and background tasks finish within the shutdown bound.
+    match shop::shutdown::serve(running).await {
         Ok(()) => {
             tracing::info!("shut down");
             0

@@ -1,6 +1,7 @@
 //! HTTP server assembly: module routes (local, or mounted over the remote client), operations endpoints,
 //! middleware, and startup/shutdown.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -22,17 +23,20 @@ use utoipa_actix_web::AppExt;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::app::{Modules, StartupError, build, ensure_admin};
+use crate::bounds::{Bounds, bounded};
 use crate::config::{Config, Module};
 use crate::metrics::ModuleCallMetrics;
+use crate::shutdown::{Draining, ShutdownBounds};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Result of a readiness check.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready` or `not_ready`.
+    /// `ready`, `not_ready` (a database of this process is down) or `draining` (the process is stopping).
     pub status: String,
-    /// One entry per dependency: `database:<module>` or `remote:<module>`.
+    /// One entry per dependency: `database:<module>` (decides readiness) or `remote:<module>` (shown only: a
+    /// module served elsewhere being down takes its routes to 503, not this whole process out of rotation).
     pub checks: Vec<Check>,
 }
 
@@ -41,7 +45,7 @@ pub struct Readiness {
 pub struct Check {
     /// What was checked.
     pub name: String,
-    /// `up` or `down`.
+    /// `up` or `down` (`unknown` for a remote module not probed yet).
     pub status: String,
     /// Why it is down: only on the internal listener (it can name hosts and drivers).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,7 +62,7 @@ type ComponentStates = Vec<(String, Option<String>)>;
 #[derive(Default)]
 pub struct ReadinessCache(tokio::sync::Mutex<Option<(Instant, ComponentStates)>>);
 
-async fn check_dependencies(modules: &Modules) -> ComponentStates {
+async fn check_databases(modules: &Modules) -> ComponentStates {
     let mut checks = Vec::new();
     for (module, db) in &modules.databases {
         let failure = match tokio::time::timeout(Duration::from_secs(3), db.ping()).await {
@@ -66,20 +70,89 @@ async fn check_dependencies(modules: &Modules) -> ComponentStates {
             Ok(Err(e)) => Some(e.to_string()),
             Err(_) => Some("timed out".to_string()),
         };
+        if let Some(reason) = &failure {
+            tracing::warn!(component = %format!("database:{module}"), %reason, "readiness: database down");
+        }
         checks.push((format!("database:{module}"), failure));
     }
-    for (module, client) in &modules.remotes {
-        checks.push((
-            format!("remote:{module}"),
-            client.probe(module.name()).await.err(),
-        ));
-    }
-    for (name, failure) in &checks {
-        if let Some(reason) = failure {
-            tracing::warn!(component = %name, %reason, "readiness: dependency down");
+    checks
+}
+
+/// What the last probe of each remote module found: `None` when it answered, else why not. A module not
+/// probed yet has no entry.
+#[derive(Clone, Default)]
+pub struct RemoteStates(Arc<std::sync::Mutex<BTreeMap<Module, Option<String>>>>);
+
+impl RemoteStates {
+    /// Records a probe's outcome; a change is logged (once, not at every probe).
+    fn record(&self, module: Module, failure: Option<String>) {
+        let Ok(mut states) = self.0.lock() else {
+            return;
+        };
+        let before = states.insert(module, failure.clone());
+        match (before, &failure) {
+            (Some(None) | None, Some(reason)) => {
+                tracing::warn!(module = module.name(), %reason, "remote module down");
+            }
+            (Some(Some(_)), None) => {
+                tracing::info!(module = module.name(), "remote module up again")
+            }
+            _ => {}
         }
     }
-    checks
+
+    fn snapshot(&self) -> BTreeMap<Module, Option<String>> {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// Probes every remote module every `every` (the first time at once) into `states` and the gauge
+/// `shop_remote_module_up{module}` (1 up, 0 down). In the background, not in readiness: a remote that hangs
+/// would make the readiness answer wait for its timeout.
+fn watch_remotes(
+    modules: &Modules,
+    tasks: &BackgroundTasks,
+    registry: &prometheus::Registry,
+    every: Duration,
+) -> Result<RemoteStates, prometheus::Error> {
+    let states = RemoteStates::default();
+    if modules.remotes.is_empty() {
+        return Ok(states);
+    }
+    let up = prometheus::IntGaugeVec::new(
+        prometheus::Opts::new(
+            "shop_remote_module_up",
+            "Whether the last probe of a remote module succeeded (1) or not (0)",
+        ),
+        &["module"],
+    )?;
+    registry.register(Box::new(up.clone()))?;
+    let remotes = modules.remotes.clone();
+    let recorded = states.clone();
+    tasks.spawn("remotes.probe", move |mut stop| async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.stopped() => return,
+                _ = ticker.tick() => {}
+            }
+            let probes = remotes.iter().map(|(module, client)| async move {
+                (*module, client.probe(module.name()).await.err())
+            });
+            // Probes only read: a shutdown does not wait for a silent remote's timeout.
+            let results = tokio::select! {
+                _ = stop.stopped() => return,
+                results = futures_util::future::join_all(probes) => results,
+            };
+            for (module, failure) in results {
+                up.with_label_values(&[module.name()])
+                    .set(i64::from(failure.is_none()));
+                recorded.record(module, failure);
+            }
+        }
+    });
+    Ok(states)
 }
 
 /// Liveness: the process is up and serving HTTP.
@@ -93,14 +166,16 @@ async fn health_live() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "live" }))
 }
 
-/// Readiness: every local module's database and every remote module answer (remotes are probed with the
-/// service credential). Each component is `up` or `down`; why is only told on the internal listener.
+/// Readiness: what this process needs to serve, its own databases. Remote modules are listed as their last
+/// probe found them (with the service credential) but do not decide: one module's outage must not take every
+/// instance that calls it out of rotation. While the process is stopping the answer is 503 `draining`. Each
+/// component is `up` or `down`; why is only told on the internal listener.
 #[utoipa::path(
     tag = "operations",
     operation_id = "get_readiness",
     responses(
         (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "A dependency is down", body = Readiness),
+        (status = 503, description = "A database is down, or the process is stopping", body = Readiness),
     )
 )]
 #[get("/health/ready")]
@@ -108,30 +183,52 @@ async fn health_ready(
     req: actix_web::HttpRequest,
     modules: web::Data<Modules>,
     cache: web::Data<ReadinessCache>,
+    remotes: web::Data<RemoteStates>,
+    draining: web::Data<Draining>,
 ) -> HttpResponse {
-    let results = {
+    if draining.is_draining() {
+        return HttpResponse::ServiceUnavailable().json(Readiness {
+            status: "draining".into(),
+            checks: Vec::new(),
+        });
+    }
+    let databases = {
         let mut last = cache.0.lock().await;
         match &*last {
             Some((at, results)) if at.elapsed() < READINESS_TTL => results.clone(),
             _ => {
-                let results = check_dependencies(&modules).await;
+                let results = check_databases(&modules).await;
                 *last = Some((Instant::now(), results.clone()));
                 results
             }
         }
     };
     let detailed = Listeners::is_internal(&req);
-    let ready = results.iter().all(|(_, failure)| failure.is_none());
+    let ready = databases.iter().all(|(_, failure)| failure.is_none());
+    let probed = remotes.snapshot();
+    let mut checks: Vec<Check> = databases
+        .into_iter()
+        .map(|(name, failure)| Check {
+            name,
+            status: if failure.is_none() { "up" } else { "down" }.into(),
+            detail: failure.filter(|_| detailed),
+        })
+        .collect();
+    for (module, _) in &modules.remotes {
+        let (status, detail) = match probed.get(module) {
+            None => ("unknown", None),
+            Some(None) => ("up", None),
+            Some(Some(reason)) => ("down", Some(reason.clone())),
+        };
+        checks.push(Check {
+            name: format!("remote:{module}"),
+            status: status.into(),
+            detail: detail.filter(|_| detailed),
+        });
+    }
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" }.into(),
-        checks: results
-            .into_iter()
-            .map(|(name, failure)| Check {
-                name,
-                status: if failure.is_none() { "up" } else { "down" }.into(),
-                detail: failure.filter(|_| detailed),
-            })
-            .collect(),
+        checks,
     };
     if ready {
         HttpResponse::Ok().json(body)
@@ -402,7 +499,19 @@ where
     let started = Instant::now();
     let fut = span.in_scope(|| srv.call(req));
     async move {
-        let mut res = shop_kernel::http::with_request_id(request_id, fut).await?;
+        let mut res = match shop_kernel::http::with_request_id(request_id, fut).await {
+            Ok(res) => res,
+            Err(e) => {
+                // A request cut off at a bound comes back as an error holding its response (see `bounds`),
+                // no longer routed: its line still belongs in the access log.
+                if tracing::enabled!(tracing::Level::INFO) {
+                    let status = e.as_response_error().status_code().as_u16();
+                    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    tracing::info!(status, route = "UNMATCHED", elapsed_ms, "request finished");
+                }
+                return Err(e);
+            }
+        };
         // The access line only: a 5xx's cause was logged once where its response was built. Matching the
         // route again costs a walk of the router, so only when the line is written.
         if tracing::enabled!(tracing::Level::INFO) {
@@ -451,6 +560,10 @@ pub struct RunningServer {
     pub modules: Modules,
     /// The background tasks; stop them (`shutdown`) once the server has stopped.
     pub tasks: Arc<BackgroundTasks>,
+    /// Set it and readiness answers 503 `draining` ([`crate::shutdown::serve`] does on SIGTERM).
+    pub draining: Draining,
+    /// How long the drain and the rest of a shutdown may take.
+    pub shutdown: ShutdownBounds,
 }
 
 /// Opens databases, applies migrations, ensures the admin, binds the address and starts the workers. If
@@ -487,6 +600,17 @@ async fn start_with(
     .map_err(|e| StartupError::Other(e.to_string()))??;
     ensure_admin(&config, &modules).await?;
     crate::events::start(&config, &modules, &tasks, &registry)?;
+    let remote_states = watch_remotes(&modules, &tasks, &registry, config.remote_probe_interval)
+        .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
+    let remote_budget = config.remote_timeout * 2;
+    if !modules.remotes.is_empty() && config.http_handler_timeout <= remote_budget {
+        tracing::warn!(
+            handler_ms = config.http_handler_timeout.as_millis() as u64,
+            remote_budget_ms = remote_budget.as_millis() as u64,
+            "SHOP_HTTP_HANDLER_TIMEOUT_MS is not above the remote-call budget (twice SHOP_REMOTE_TIMEOUT_MS): \
+             requests waiting on a module that does not answer are cut off before its own 503"
+        );
+    }
 
     let listener = std::net::TcpListener::bind(&config.http_addr).map_err(|e| {
         StartupError::Other(format!(
@@ -512,6 +636,8 @@ async fn start_with(
     let openapi_json = to_json(&openapi)?;
     let internal_openapi_json = to_json(&internal_openapi)?;
     drop((openapi, internal_openapi));
+    let cut_off_counter = Bounds::cut_off_counter(&registry)
+        .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
     let metrics = actix_web_prom::PrometheusMetricsBuilder::new("shop")
         .registry(registry)
         .endpoint("/metrics")
@@ -536,6 +662,15 @@ async fn start_with(
         internal: internal_addr,
     });
     let readiness = web::Data::new(ReadinessCache::default());
+    let remote_states = web::Data::new(remote_states);
+    let draining = Draining::default();
+    let draining_data = web::Data::new(draining.clone());
+    let bounds = Bounds {
+        body: config.http_body_timeout,
+        handler: config.http_handler_timeout,
+        draining: draining.clone(),
+        cut_off: cut_off_counter,
+    };
     let trust_forwarded = web::Data::new(TrustForwarded(config.trust_forwarded));
     let apis = modules.clone();
     let app_modules = modules.clone();
@@ -551,6 +686,8 @@ async fn start_with(
             .app_data(service_auth.clone())
             .app_data(listeners.clone())
             .app_data(readiness.clone())
+            .app_data(remote_states.clone())
+            .app_data(draining_data.clone())
             .app_data(known_routes.clone())
             .app_data(trust_forwarded.clone());
         app = app.configure(module_data(&apis));
@@ -592,6 +729,10 @@ async fn start_with(
                 }),
             )
             .default_service(web::to(fallback))
+            .wrap_fn({
+                let bounds = bounds.clone();
+                move |req, srv| bounded(req, srv, &bounds)
+            })
             .wrap(metrics.clone())
             .wrap_fn(traced)
             .wrap_fn(gate)
@@ -606,7 +747,12 @@ async fn start_with(
     })
     .listen(listener)
     .map_err(|e| StartupError::Other(e.to_string()))?
-    .shutdown_timeout(30);
+    // Only a connection's first request head is bounded by actix: a keep-alive connection that sent one
+    // request in time may dribble the next head (it holds a connection, not a worker).
+    .client_request_timeout(config.http_head_timeout)
+    // SIGTERM and SIGINT are handled by `shutdown::serve`, which fails readiness before it stops accepting.
+    .disable_signals()
+    .shutdown_timeout(config.shutdown_timeout.as_secs().max(1));
     if let Some(internal) = internal_listener {
         server = server
             .listen(internal)
@@ -631,5 +777,10 @@ async fn start_with(
         server,
         modules,
         tasks,
+        draining,
+        shutdown: ShutdownBounds {
+            drain: config.shutdown_drain,
+            timeout: config.shutdown_timeout,
+        },
     })
 }

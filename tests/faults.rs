@@ -11,19 +11,6 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// A TCP port that accepts connections and never answers: a module that hangs.
-fn black_hole() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
-    format!("http://{addr}")
-}
-
 async fn place(app: &TestApp, token: &str, product: &Value, key: Option<&str>) -> Reply {
     let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
     let body = json!({ "lines": [{ "product_id": product["id"], "quantity": 2 }] });
@@ -907,4 +894,83 @@ async fn an_order_placed_while_payments_hangs_is_answered_202_through_a_remote_o
         "held while it waits"
     );
     drop(ordering);
+}
+
+/// Holds the one pooled connection of `app`'s database until the returned sender is used or dropped.
+async fn hold_the_connection(app: &TestApp) -> std::sync::mpsc::Sender<()> {
+    let (_, db) = app
+        .running_modules
+        .databases
+        .first()
+        .cloned()
+        .unwrap_or_else(|| panic!("no local database"));
+    let (taken_tx, taken) = std::sync::mpsc::channel::<()>();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    tokio::spawn(async move {
+        db.run(move |_| {
+            let _ = taken_tx.send(());
+            let _ = held.recv_timeout(Duration::from_secs(30));
+            Ok::<_, shop_kernel::db::DbError>(())
+        })
+        .await
+    });
+    let taken =
+        tokio::task::spawn_blocking(move || taken.recv_timeout(Duration::from_secs(10))).await;
+    assert!(matches!(taken, Ok(Ok(()))), "the connection was not taken");
+    release
+}
+
+async fn readiness_becomes(app: &TestApp, want: StatusCode, secs: u64) -> Reply {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let ready = app.get("/health/ready", None).await;
+        if ready.status == want || std::time::Instant::now() > deadline {
+            return ready;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_while_this_process_cannot_get_at_its_own_database() {
+    let app = spawn_with(&[
+        ("SHOP_DB_POOL_SIZE", "1"),
+        ("SHOP_DB_ACQUIRE_TIMEOUT_MS", "200"),
+    ])
+    .await;
+    assert_eq!(app.get("/health/ready", None).await.status, StatusCode::OK);
+    let release = hold_the_connection(&app).await;
+    let ready = readiness_becomes(&app, StatusCode::SERVICE_UNAVAILABLE, 10).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.body
+    );
+    assert_eq!(ready.body["status"], "not_ready", "{}", ready.body);
+    assert!(
+        ready.body["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|c| c["status"] == "down"),
+        "{}",
+        ready.body
+    );
+    let _ = release.send(());
+    let ready = readiness_becomes(&app, StatusCode::OK, 10).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+
+    // On PostgreSQL the database can really go away.
+    if let Some(db) = app.db.as_ref().filter(|db| db.is_postgres()) {
+        db.drop_now();
+        let ready = readiness_becomes(&app, StatusCode::SERVICE_UNAVAILABLE, 10).await;
+        assert_eq!(
+            ready.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            ready.body
+        );
+        assert_eq!(ready.body["status"], "not_ready", "{}", ready.body);
+    }
 }

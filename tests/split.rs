@@ -22,6 +22,7 @@ async fn deploy() -> Deployment {
         ("SHOP_CATALOG_URL", &catalog_url),
         ("SHOP_INVENTORY_URL", &inventory_url),
         ("SHOP_REMOTE_TIMEOUT_MS", "2000"),
+        ("SHOP_REMOTE_PROBE_INTERVAL_MS", "200"),
     ])
     .await;
     let service = |module: &'static str, port: u16| {
@@ -147,7 +148,7 @@ async fn each_service_holds_only_its_own_tables() {
 }
 
 #[tokio::test]
-async fn a_module_that_is_down_becomes_a_fast_503_while_the_rest_keeps_working() {
+async fn a_module_that_is_down_becomes_a_fast_503_while_the_rest_keeps_working_and_stays_ready() {
     let d = deploy().await;
     let g = &d.gateway;
     let admin = g.admin_token().await;
@@ -171,12 +172,29 @@ async fn a_module_that_is_down_becomes_a_fast_503_while_the_rest_keeps_working()
         g.get("/api/v1/users/me", Some(&admin)).await.status,
         StatusCode::OK
     );
-    let ready = g.get("/health/ready", None).await;
+    // The gateway still serves everything else, so it stays in rotation; the outage shows in the checks
+    // and in the metrics.
+    let (status, ready) = readiness_showing(&g.base, "remote:inventory", "down", 10).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert!(
+        ready["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["name"] == "remote:inventory" && c["status"] == "down"),
+        "{ready}"
+    );
+    let metrics = g.get_text("/metrics").await;
     assert_eq!(
-        ready.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        ready.body
+        metric(&metrics, "shop_remote_module_up{module=\"inventory\"}"),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "shop_remote_module_up{module=\"catalog\"}"),
+        Some(1.0),
+        "{metrics}"
     );
 }
 

@@ -1,6 +1,9 @@
-//! Starting up: several instances on one database, and where the client address comes from.
+//! Starting up and stopping: several instances on one database, where the client address comes from, and
+//! the order of a shutdown.
 
 mod common;
+
+use std::time::{Duration, Instant};
 
 use common::*;
 use reqwest::Method;
@@ -75,85 +78,190 @@ async fn behind_a_trusted_proxy_each_forwarded_client_is_throttled_on_its_own() 
         .assert_problem(401, "invalid_credentials");
 }
 
-#[tokio::test]
-async fn sigterm_finishes_in_flight_requests_stops_background_tasks_and_exits_zero() -> TestResult {
-    let db = TestDb::new();
-    let dir = std::env::temp_dir().join(format!("shop-term-{}", uuid::Uuid::now_v7().simple()));
+/// The real binary serving identity and catalog, with inventory at `inventory_url`, its logs piped; and
+/// its base URL once it is ready.
+async fn binary_calling(
+    inventory_url: &str,
+    extra: &[(&str, &str)],
+    dir: &std::path::Path,
+    db: &TestDb,
+) -> Result<(std::process::Child, String), Box<dyn std::error::Error>> {
     let port = free_port();
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_shop"));
-    for (k, v) in base_vars(&dir, &db.url) {
+    command.envs(base_vars(dir, &db.url));
+    command
+        .env("SHOP_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("SHOP_MODULES", "identity,catalog")
+        .env("SHOP_INVENTORY_URL", inventory_url)
+        .env("RUST_LOG", "info");
+    for (k, v) in extra {
         command.env(k, v);
     }
     let mut child = command
-        .env("SHOP_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("SHOP_RESERVATION_TTL_SECS", "4")
-        // A sign-in that takes a good second: surely in flight when the signal arrives.
-        .env("SHOP_ARGON2_MEMORY_KIB", "8192")
-        .env("SHOP_ARGON2_ITERATIONS", "250")
-        .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()?;
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let mut ready = false;
     for _ in 0..400 {
-        if http
-            .get(format!("{base}/health/ready"))
-            .send()
+        if reqwest::get(format!("{base}/health/ready"))
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            ready = true;
-            break;
+            return Ok((child, base));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(ready, "the server did not become ready");
-    // A request in flight when the signal arrives (sign-in runs Argon2) still gets its answer.
-    let in_flight = tokio::spawn({
-        let http = http.clone();
-        let base = base.clone();
-        async move {
-            http.post(format!("{base}/api/v1/auth/token"))
-                .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(
-        !in_flight.is_finished(),
-        "the sign-in was meant to be still running"
-    );
+    let _ = child.kill();
+    Err("the server did not become ready".into())
+}
+
+fn terminate(child: &std::process::Child) -> TestResult {
     let term = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()?;
     assert!(term.success());
-    let started = std::time::Instant::now();
+    Ok(())
+}
+
+/// Waits for the process to exit, at most `bound`: its status and what it logged.
+async fn exit_within(
+    child: &mut std::process::Child,
+    bound: Duration,
+) -> Result<(std::process::ExitStatus, String), Box<dyn std::error::Error>> {
+    let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
         }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "no exit within the bound"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if started.elapsed() > bound {
+            let _ = child.kill();
+            return Err(format!("no exit within {bound:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(in_flight.await?.ok(), Some(200));
     let mut logs = String::new();
     if let Some(mut stderr) = child.stderr.take() {
         use std::io::Read;
         stderr.read_to_string(&mut logs)?;
     }
+    Ok((status, logs))
+}
+
+/// A new connection for every request: whether the listener still accepts is part of what is tested.
+async fn fresh_get(url: &str) -> Result<reqwest::Response, reqwest::Error> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?
+        .get(url)
+        .send()
+        .await
+}
+
+#[tokio::test]
+async fn sigterm_fails_readiness_first_serves_through_the_drain_then_finishes_in_flight_requests_and_exits_zero()
+-> TestResult {
+    let db = TestDb::new();
+    let dir = std::env::temp_dir().join(format!("shop-term-{}", uuid::Uuid::now_v7().simple()));
+    // Inventory answers, but only after 3 s: a request to it is surely in flight when the drain ends.
+    let stock = json!({ "sku": "SLOW-1", "on_hand": 5, "reserved": 0, "available": 5 });
+    let inventory = slow_remote(Duration::from_secs(3), stock.clone());
+    let drain = Duration::from_millis(1000);
+    let (mut child, base) = binary_calling(
+        &inventory,
+        &[
+            ("SHOP_REMOTE_TIMEOUT_MS", "10000"),
+            ("SHOP_SHUTDOWN_DRAIN_MS", "1000"),
+            ("SHOP_SHUTDOWN_TIMEOUT_SECS", "10"),
+        ],
+        &dir,
+        &db,
+    )
+    .await?;
+    let in_flight = tokio::spawn({
+        let url = format!("{base}/api/v1/inventory/SLOW-1");
+        async move {
+            let r = reqwest::get(url).await?;
+            Ok::<_, reqwest::Error>((r.status().as_u16(), r.json::<serde_json::Value>().await?))
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    terminate(&child)?;
+    let signalled = Instant::now();
+
+    // Readiness fails at once, while the listener still takes new connections and serves them.
+    let mut ready = fresh_get(&format!("{base}/health/ready")).await?;
+    while ready.status().is_success() && signalled.elapsed() < drain / 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        ready = fresh_get(&format!("{base}/health/ready")).await?;
+    }
+    assert_eq!(ready.status().as_u16(), 503);
+    assert_eq!(
+        ready.json::<serde_json::Value>().await?["status"],
+        "draining"
+    );
+    let products = fresh_get(&format!("{base}/api/v1/products")).await?;
+    assert_eq!(products.status().as_u16(), 200, "served during the drain");
+    assert!(signalled.elapsed() < drain, "checked within the drain");
+
+    // After the drain the listener closes; the request in flight is still being answered.
+    while fresh_get(&format!("{base}/health/live")).await.is_ok() {
+        assert!(
+            signalled.elapsed() < drain * 3,
+            "still accepting long after the drain"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        signalled.elapsed() >= drain,
+        "stopped accepting before the drain was over"
+    );
+    assert!(
+        !in_flight.is_finished(),
+        "the slow request was meant to outlast the drain"
+    );
+    let (status, body) = in_flight.await??;
+    assert_eq!((status, body), (200, stock));
+
+    let (status, logs) = exit_within(&mut child, drain + Duration::from_secs(10)).await?;
     assert_eq!(status.code(), Some(0), "{logs}");
     assert!(logs.contains("background tasks stopped"), "{logs}");
     assert!(
         !logs.contains('\u{1b}'),
         "no colour codes when the output is not a terminal: {logs}"
     );
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_request_outlasting_the_shutdown_bound_is_cut_off_and_the_process_still_exits_zero_in_time()
+-> TestResult {
+    let db = TestDb::new();
+    let dir = std::env::temp_dir().join(format!("shop-term-{}", uuid::Uuid::now_v7().simple()));
+    let inventory = slow_remote(Duration::from_secs(60), json!({}));
+    let (mut child, base) = binary_calling(
+        &inventory,
+        &[
+            ("SHOP_REMOTE_TIMEOUT_MS", "120000"),
+            ("SHOP_SHUTDOWN_DRAIN_MS", "0"),
+            ("SHOP_SHUTDOWN_TIMEOUT_SECS", "1"),
+        ],
+        &dir,
+        &db,
+    )
+    .await?;
+    let in_flight = tokio::spawn(reqwest::get(format!("{base}/api/v1/inventory/SLOW-1")));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    terminate(&child)?;
+    let signalled = Instant::now();
+    let (status, logs) = exit_within(&mut child, Duration::from_secs(5)).await?;
+    assert_eq!(status.code(), Some(0), "{logs}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(3),
+        "exited {:?} after the signal",
+        signalled.elapsed()
+    );
+    assert!(in_flight.await?.is_err(), "the request was cut off");
     let _ = std::fs::remove_dir_all(dir);
     Ok(())
 }

@@ -75,6 +75,16 @@ impl TestDb {
     pub fn is_postgres(&self) -> bool {
         self.pg.is_some()
     }
+
+    /// PostgreSQL only: drops the database now, cutting off its connections (a database gone away).
+    pub fn drop_now(&self) {
+        if let Some((admin_url, name)) = &self.pg {
+            let mut conn = PgConnection::establish(admin_url).unwrap_or_else(|e| panic!("{e}"));
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .unwrap_or_else(|e| panic!("cannot drop {name}: {e}"));
+        }
+    }
 }
 
 impl Drop for TestDb {
@@ -168,6 +178,7 @@ pub async fn spawn_vars(vars: HashMap<String, String>) -> TestApp {
         server,
         modules,
         tasks,
+        ..
     } = shop::server::start(config)
         .await
         .unwrap_or_else(|e| panic!("server failed to start: {e}"));
@@ -712,6 +723,104 @@ pub async fn poll_until(
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// Polls `GET {base}/health/ready` until its check `name` (`remote:inventory`) shows `status` (up to
+/// `secs`); returns the last HTTP status and body.
+pub async fn readiness_showing(
+    base: &str,
+    name: &str,
+    status: &str,
+    secs: u64,
+) -> (StatusCode, Value) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let http = reqwest::Client::new();
+    loop {
+        let resp = http
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("readiness: {e}"));
+        let code = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let shown = body["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["name"] == name && c["status"] == status);
+        if shown || std::time::Instant::now() > deadline {
+            return (code, body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The value of the Prometheus sample whose line starts with `series` (`name{labels}`), if any.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A TCP port that accepts connections and never answers: a module that hangs.
+pub fn black_hole() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A module served elsewhere that answers every request `delay` after it arrived, with 200 and `body`
+/// (JSON): a slow but working remote.
+pub fn slow_remote(delay: std::time::Duration, body: Value) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let body = body.to_string();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                // The whole request (head and body), so that closing the connection does not reset it.
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request);
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .and_then(|v| v.trim().parse::<usize>().ok())
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                std::thread::sleep(delay);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    format!("http://{addr}")
 }
 
 /// The real binary, with its own data directory and database, killed when dropped.

@@ -186,8 +186,13 @@ pub struct Database {
     /// One permit per pooled connection: work waits for a connection here, as a task, not as a blocking
     /// thread parked on the pool's condition variable (one thread per waiting request, each woken in turn).
     permits: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Longest wait for a connection in [`Database::run`]: for a permit, then for the pool to hand one out.
+    acquire_timeout: Duration,
     backend: Backend,
 }
+
+/// How long [`Database::run`] waits for a connection unless told otherwise (r2d2's own checkout bound).
+const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -223,14 +228,23 @@ impl Database {
             // No ping before every checkout: it doubled the statements per request. A connection that broke
             // while idle fails its first query, is reported by `has_broken` and replaced.
             .test_on_check_out(false)
-            .connection_timeout(Duration::from_secs(10))
+            .connection_timeout(DEFAULT_ACQUIRE_TIMEOUT)
             .build(manager)
             .map_err(|e| DbError::Connection(e.to_string()))?;
         Ok(Database {
             pool,
             permits: std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections as usize)),
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             backend,
         })
+    }
+
+    /// The same pool, whose [`Database::run`] gives up waiting for a connection after `bound`
+    /// (`DbError::Connection`, which modules answer `503 unavailable`): a saturated or unreachable
+    /// database sheds load instead of stacking up requests that their clients have long given up on.
+    pub fn with_acquire_timeout(mut self, bound: Duration) -> Database {
+        self.acquire_timeout = bound;
+        self
     }
 
     /// The backend in use.
@@ -246,28 +260,46 @@ impl Database {
     }
 
     /// Runs blocking database work on the blocking pool and awaits its result.
+    ///
+    /// Waiting for a connection is bounded (see [`Database::with_acquire_timeout`]); past the bound this
+    /// fails with `DbError::Connection` before `f` starts. Once `f` has started it runs to its end even
+    /// if the awaiting future is dropped (a request cut off by a timeout, or a client gone): a
+    /// transaction inside it commits or rolls back whole, never half.
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| E::from(DbError::Task(e.to_string())))?;
+        let started = std::time::Instant::now();
+        let permit =
+            match tokio::time::timeout(self.acquire_timeout, self.permits.clone().acquire_owned())
+                .await
+            {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(e)) => return Err(E::from(DbError::Task(e.to_string()))),
+                Err(_) => return Err(E::from(self.no_connection_within())),
+            };
         let pool = self.pool.clone();
+        let left = self.acquire_timeout.saturating_sub(started.elapsed());
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            // r2d2 hands out an idle connection even when no time is left; only opening a new one (a
+            // database that is slow to accept, or down) waits, for what remains of the bound.
             let mut conn = pool
-                .get()
+                .get_timeout(left)
                 .map_err(|e| E::from(DbError::Connection(e.to_string())))?;
             f(&mut conn)
         })
         .await
         .map_err(|e| E::from(DbError::Task(e.to_string())))?
+    }
+
+    fn no_connection_within(&self) -> DbError {
+        DbError::Connection(format!(
+            "no connection was free within {} ms (SHOP_DB_ACQUIRE_TIMEOUT_MS)",
+            self.acquire_timeout.as_millis()
+        ))
     }
 
     /// True when a connection can be checked out and answers a trivial query.
@@ -558,6 +590,100 @@ mod tests {
             Ok(c.batch_execute("INSERT INTO t VALUES (1)")?)
         });
         assert!(matches!(endless, Err(DbError::Contention(_))));
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
+
+    fn scratch_sqlite(connections: u32) -> Result<(std::path::PathBuf, Database), DbError> {
+        let dir = std::env::temp_dir().join(format!("shop-kernel-{}", uuid::Uuid::now_v7()));
+        let db = Database::connect(&format!("sqlite://{}/t.db", dir.display()), connections)?;
+        Ok((dir, db))
+    }
+
+    #[tokio::test]
+    async fn a_connection_not_free_within_the_acquire_bound_is_a_connection_error()
+    -> Result<(), DbError> {
+        let (dir, db) = scratch_sqlite(1)?;
+        let db = db.with_acquire_timeout(Duration::from_millis(100));
+        let (taken_tx, taken) = std::sync::mpsc::channel::<()>();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let holder = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.run(move |_| {
+                    let _ = taken_tx.send(());
+                    let _ = held.recv();
+                    Ok::<_, DbError>(())
+                })
+                .await
+            }
+        });
+        tokio::task::spawn_blocking(move || taken.recv())
+            .await
+            .map_err(|e| DbError::Task(e.to_string()))?
+            .map_err(|e| DbError::Task(e.to_string()))?;
+        let started = std::time::Instant::now();
+        let waited = db.ping().await;
+        let took = started.elapsed();
+        assert!(
+            matches!(&waited, Err(DbError::Connection(m)) if m.contains("SHOP_DB_ACQUIRE_TIMEOUT_MS")),
+            "{waited:?}"
+        );
+        assert!(
+            took >= Duration::from_millis(100) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        let _ = release.send(());
+        holder.await.map_err(|e| DbError::Task(e.to_string()))??;
+        db.ping().await?;
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn work_whose_caller_stopped_waiting_still_commits_its_whole_transaction()
+    -> Result<(), DbError> {
+        use diesel::RunQueryDsl;
+        let (dir, db) = scratch_sqlite(2)?;
+        db.get()?
+            .batch_execute("CREATE TABLE t (n INTEGER NOT NULL)")?;
+        let (began_tx, began) = std::sync::mpsc::channel::<()>();
+        let (go_tx, go) = std::sync::mpsc::channel::<()>();
+        let work = db.run(move |c| {
+            write_transaction(c, |c| {
+                c.batch_execute("INSERT INTO t VALUES (1)")?;
+                let _ = began_tx.send(());
+                let _ = go.recv();
+                c.batch_execute("INSERT INTO t VALUES (2)")
+            })
+            .map_err(DbError::Query)
+        });
+        // The caller gives up (a request cut off by its bound) while the transaction is half-way.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), work)
+                .await
+                .is_err()
+        );
+        began
+            .recv_timeout(Duration::from_secs(5))
+            .map_err(|e| DbError::Task(e.to_string()))?;
+        let _ = go_tx.send(());
+        let count = || {
+            db.run(|c| {
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                    "(SELECT COUNT(*) FROM t)",
+                ))
+                .get_result::<i64>(c)
+                .map_err(DbError::Query)
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut rows = count().await?;
+        while rows < 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            rows = count().await?;
+        }
+        assert_eq!(rows, 2, "both rows of the transaction, not one");
         let _ = std::fs::remove_dir_all(dir);
         Ok(())
     }

@@ -128,8 +128,7 @@ macro_rules! module_error {
                     $name::Validation(errors) => $crate::Problem::validation(errors.clone()),
                     $name::IdempotencyKeyReused => $crate::Problem::idempotency_key_reused(),
                     $name::IdempotencyKeyInUse => $crate::Problem::idempotency_key_in_use(),
-                    $name::Unavailable(detail) => $crate::Problem::unavailable(detail.clone())
-                        .with_retry_after(1),
+                    $name::Unavailable(detail) => $crate::Problem::unavailable(detail.clone()),
                     $name::Internal(_) => $crate::Problem::internal(),
                 }
             }

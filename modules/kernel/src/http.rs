@@ -261,10 +261,7 @@ async fn authenticate(
             tracing::debug!(%reason, "rejected access token");
             Err(unauthenticated("The access token is invalid or expired."))
         }
-        Err(TokenError::KeysUnavailable(reason)) => Err(HttpProblem::new(Problem::new(
-            503,
-            codes::UNAVAILABLE,
-            "Service unavailable",
+        Err(TokenError::KeysUnavailable(reason)) => Err(HttpProblem::new(Problem::unavailable(
             format!("Access tokens cannot be verified right now: {reason}"),
         ))),
     }

@@ -110,9 +110,18 @@ impl Problem {
         Problem::new(404, codes::NOT_FOUND, "Not found", detail)
     }
 
-    /// 503 `unavailable`: a module this request needs cannot be reached.
+    /// 503 `unavailable` with `Retry-After: 1`: a module or database this request needs cannot be
+    /// reached or did not answer in time; the same request may well succeed a moment later.
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Problem::new(503, codes::UNAVAILABLE, "Service unavailable", detail)
+        let mut p = Problem::new(503, codes::UNAVAILABLE, "Service unavailable", detail);
+        p.retry_after = Some(1);
+        p
+    }
+
+    /// 408 `request_timeout`: the request's body did not arrive in time (`Connection: close` goes with
+    /// it: the rest of the body is not read).
+    pub fn request_timeout(detail: impl Into<String>) -> Self {
+        Problem::new(408, codes::REQUEST_TIMEOUT, "Request timeout", detail)
     }
 
     /// 404 `event_not_found`: the module's outbox holds no undelivered event with that id.
@@ -163,12 +172,6 @@ impl Problem {
         if let Ok(value) = serde_json::to_value(value) {
             self.extensions.insert(name.to_string(), value);
         }
-        self
-    }
-
-    /// The same problem, telling the client when to retry (`Retry-After`, in seconds).
-    pub fn with_retry_after(mut self, secs: u64) -> Self {
-        self.retry_after = Some(secs);
         self
     }
 
@@ -224,6 +227,8 @@ pub mod codes {
     pub const VALIDATION_FAILED: &str = "validation_failed";
     /// 422: an Idempotency-Key was reused with a different request.
     pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
+    /// 408: the request's body did not arrive in time.
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
     /// 409: the first request with this Idempotency-Key is still running.
     pub const IDEMPOTENCY_KEY_IN_USE: &str = "idempotency_key_in_use";
     /// 429: too many attempts.
