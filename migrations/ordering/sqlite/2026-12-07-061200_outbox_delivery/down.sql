@@ -1,0 +1,3 @@
+DROP INDEX ordering_outbox_delivered;
+DROP INDEX ordering_outbox_undelivered;
+ALTER TABLE ordering_outbox DROP COLUMN refusals;
