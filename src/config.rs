@@ -506,7 +506,9 @@ impl Config {
     fn check_subscribers(&self) -> Result<(), ConfigError> {
         for publisher in &self.local_modules {
             for event in publisher.def().events {
-                for subscriber in Module::all().filter(|m| m.def().subscribes_to.contains(&event.name)) {
+                for subscriber in
+                    Module::all().filter(|m| m.def().subscribes_to.contains(&event.name))
+                {
                     if !self.local_modules.contains(&subscriber)
                         && !self.remote_urls.contains_key(&subscriber)
                     {
@@ -690,7 +692,10 @@ mod tests {
     #[test]
     fn a_publisher_without_its_subscriber_names_the_subscribers_url() -> Result<(), ConfigError> {
         for (modules, publisher) in [
-            ("identity", "identity runs here and publishes identity.user_registered"),
+            (
+                "identity",
+                "identity runs here and publishes identity.user_registered",
+            ),
             (
                 "identity,catalog,inventory,payments,ordering",
                 "identity runs here and publishes identity.user_registered",
@@ -744,8 +749,14 @@ mod tests {
             (Duration::from_secs(1), Duration::from_secs(600))
         );
         for bad in [
-            [("SHOP_EVENT_RETRY_BASE_MS", "0"), ("SHOP_EVENT_RETRY_MAX_MS", "10")],
-            [("SHOP_EVENT_RETRY_BASE_MS", "100"), ("SHOP_EVENT_RETRY_MAX_MS", "10")],
+            [
+                ("SHOP_EVENT_RETRY_BASE_MS", "0"),
+                ("SHOP_EVENT_RETRY_MAX_MS", "10"),
+            ],
+            [
+                ("SHOP_EVENT_RETRY_BASE_MS", "100"),
+                ("SHOP_EVENT_RETRY_MAX_MS", "10"),
+            ],
         ] {
             let err = config(&bad).err().map(|e| e.0).unwrap_or_default();
             assert!(err.contains("SHOP_EVENT_RETRY_BASE_MS"), "{err}");

@@ -464,7 +464,10 @@ async fn an_event_its_subscriber_refuses_is_parked_after_the_attempt_count_and_r
         json!({ "event_type": "identity.user_registered", "parked_only": true }),
     )
     .await;
-    assert_eq!((r.status, &r.body), (StatusCode::OK, &json!({ "resubmitted": 2 })));
+    assert_eq!(
+        (r.status, &r.body),
+        (StatusCode::OK, &json!({ "resubmitted": 2 }))
+    );
     let mine = poll_until(&gateway, "/api/v1/notifications", &token, 30, |b| {
         b["items"].as_array().is_some_and(|items| !items.is_empty())
     })
@@ -474,7 +477,11 @@ async fn an_event_its_subscriber_refuses_is_parked_after_the_attempt_count_and_r
     assert_eq!(empty, Vec::<Value>::new());
     assert_eq!(welcomes(&database_url(&service)), (2, 2), "once each");
     let again = resubmit(&admin, json!({})).await;
-    assert_eq!(again.body, json!({ "resubmitted": 0 }), "nothing left to resubmit");
+    assert_eq!(
+        again.body,
+        json!({ "resubmitted": 0 }),
+        "nothing left to resubmit"
+    );
 }
 
 #[tokio::test]
@@ -505,15 +512,21 @@ async fn an_event_whose_subscriber_this_process_cannot_reach_stays_undelivered_a
             && items.iter().all(|e| {
                 e["next_attempt_at"].is_string()
                     && e["last_error"].as_str().is_some_and(|m| {
-                        m.contains("notifications: takes identity.user_registered but is not reachable")
+                        m.contains(
+                            "notifications: takes identity.user_registered but is not reachable",
+                        )
                     })
             }),
         "{items:?}"
     );
     assert_eq!(
-        gauge_until(&app, "shop_outbox_undelivered_events{module=\"identity\"}", "2")
-            .await
-            .as_deref(),
+        gauge_until(
+            &app,
+            "shop_outbox_undelivered_events{module=\"identity\"}",
+            "2"
+        )
+        .await
+        .as_deref(),
         Some("shop_outbox_undelivered_events{module=\"identity\"} 2")
     );
     assert_eq!(

@@ -264,7 +264,11 @@ async fn killed_after_ordering(step: &str, want: &str, skus: &[&str]) {
     let crashing = [quick.as_slice(), &[("SHOP_FAULT_CRASH_AFTER", step)]].concat();
     let cancelling = step == "cancel";
     let total = 600 * i64::try_from(skus.len()).unwrap_or(1);
-    let funds = if step == "compensate" { 100 } else { total + 400 };
+    let funds = if step == "compensate" {
+        100
+    } else {
+        total + 400
+    };
 
     let mut shop = Binary::start(&vars, if cancelling { &quick } else { &crashing }).await;
     let admin = shop.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
@@ -421,7 +425,7 @@ async fn killed_after_the_reservation_the_order_is_confirmed_after_restart() {
 /// must still find the stored one equal, on whatever collation the database has.
 #[tokio::test]
 async fn killed_after_reserving_skus_that_collations_sort_apart_the_order_is_confirmed_after_restart()
-{
+ {
     killed_after_ordering("reserve", "confirmed", &["a-1", "B-1"]).await;
 }
 

@@ -161,7 +161,9 @@ async fn sigterm_finishes_in_flight_requests_stops_background_tasks_and_exits_ze
 
 /// Runs the binary with these variables on a fresh data dir and database; it must exit at once: (exit
 /// code, what it printed on stderr).
-fn refused_start(vars: &[(&str, &str)]) -> Result<(Option<i32>, String), Box<dyn std::error::Error>> {
+fn refused_start(
+    vars: &[(&str, &str)],
+) -> Result<(Option<i32>, String), Box<dyn std::error::Error>> {
     let db = TestDb::new();
     let dir = std::env::temp_dir().join(format!("shop-refuse-{}", uuid::Uuid::now_v7().simple()));
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_shop"));

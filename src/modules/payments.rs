@@ -60,7 +60,9 @@ fn local(local: &Local<'_>) -> Result<Api, StartupError> {
                     match purger.purge_idempotency_keys().await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(purged = n, "old idempotency keys forgotten"),
-                        Err(e) => tracing::warn!(error = %e, "purging payments' idempotency keys failed"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "purging payments' idempotency keys failed")
+                        }
                     }
                 }
             },

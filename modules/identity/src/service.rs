@@ -424,7 +424,12 @@ impl IdentityApi for IdentityService {
     ) -> Outcome<Resubmitted> {
         ctx.require_admin()?;
         OUTBOX
-            .resubmit_in_bulk(&self.db, request, crate::api::EVENTS, IdentityError::Validation)
+            .resubmit_in_bulk(
+                &self.db,
+                request,
+                crate::api::EVENTS,
+                IdentityError::Validation,
+            )
             .await
     }
 }

@@ -402,11 +402,17 @@ mod tests {
         assert_eq!(outcome(vec![Answers("a", 200)], &["a"]).await, Ok(()));
         for status in [408, 429, 502, 503, 504] {
             let failed = outcome(vec![Answers("a", status)], &["a"]).await;
-            assert!(matches!(failed, Err(DeliveryError::Transient(_))), "{status}: {failed:?}");
+            assert!(
+                matches!(failed, Err(DeliveryError::Transient(_))),
+                "{status}: {failed:?}"
+            );
         }
         for status in [400, 403, 404, 409, 422, 500] {
             let failed = outcome(vec![Answers("a", status)], &["a"]).await;
-            assert!(matches!(failed, Err(DeliveryError::Permanent(_))), "{status}: {failed:?}");
+            assert!(
+                matches!(failed, Err(DeliveryError::Permanent(_))),
+                "{status}: {failed:?}"
+            );
         }
         let mixed = outcome(vec![Answers("a", 422), Answers("b", 503)], &["a", "b"]).await;
         assert!(

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use shop_identity::{IdentityApi, IdentityError, User, UserRegistered};
 use shop_kernel::db::{self, Database, write_transaction};
-use shop_kernel::events::{Event, require_publisher};
 use shop_kernel::events::inbox::Inbox;
+use shop_kernel::events::{Event, require_publisher};
 use shop_kernel::page::checked_id_page;
 use shop_kernel::{FieldError, Money, Page, RequestContext};
 use shop_ordering::{OrderCancelled, OrderConfirmed};

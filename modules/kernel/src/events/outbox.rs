@@ -12,7 +12,8 @@
 //!     next_attempt_at TIMESTAMP NULL, -- due time; NULL once delivered or parked
 //!     last_error TEXT NULL,
 //!     delivered_at TIMESTAMP NULL);
-//! CREATE INDEX <module>_outbox_due ON <module>_outbox (next_attempt_at);
+//! -- the relay's claim, in due order
+//! CREATE INDEX <module>_outbox_due ON <module>_outbox (next_attempt_at, id) WHERE next_attempt_at IS NOT NULL;
 //! -- the backlog gauge, the failing list and bulk resubmits read only undelivered events
 //! CREATE INDEX <module>_outbox_undelivered ON <module>_outbox (id) WHERE delivered_at IS NULL;
 //! -- the purge of old delivered events
@@ -23,9 +24,9 @@
 //! again when the lease ends. On PostgreSQL the claim skips rows another relay is claiming
 //! (`FOR UPDATE SKIP LOCKED`); on SQLite claims are serialized by the write lock.
 //!
-//! Partial indexes serve a statement only when it writes their condition as a literal (plans do not depend
-//! on bound values here: see `tests/plans.rs`), so every statement below says `delivered_at IS NULL` or
-//! `delivered_at IS NOT NULL` in its text.
+//! Partial indexes serve a statement only when it writes their condition (or a comparison that implies
+//! `IS NOT NULL`) as a literal: plans do not depend on bound values here (`tests/plans.rs` plans every
+//! statement below among a million delivered events).
 
 use std::time::Duration;
 
@@ -34,7 +35,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
 use uuid::Uuid;
 
-use super::{DeliveryError, Event, EventInfo, FailingQuery, PendingEvent, ResubmitEvents, Resubmitted};
+use super::{
+    DeliveryError, Event, EventInfo, FailingQuery, PendingEvent, ResubmitEvents, Resubmitted,
+};
 use crate::db::{Database, DbConn, DbError};
 use crate::page::checked_id_page;
 use crate::{FieldError, Page};
@@ -181,6 +184,10 @@ impl Outbox {
     }
 
     /// Claims up to `limit` due events for `lease` (one statement; run it outside a longer transaction).
+    ///
+    /// The limit is written into the statement: bound, PostgreSQL's generic plan guesses a tenth of a
+    /// third of the table and hashes the whole outbox to find those rows again; written, it looks each of
+    /// the few up by id (tests/plans.rs).
     pub fn claim(
         &self,
         conn: &mut DbConn,
@@ -196,15 +203,15 @@ impl Outbox {
             conn,
             &format!(
                 "UPDATE {t} SET next_attempt_at = $1 WHERE id IN (SELECT id FROM {t} \
-                 WHERE next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $3{lock}) \
+                 WHERE next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT {limit}{lock}) \
                  RETURNING id, event_type, version, payload, occurred_at",
-                t = self.table
+                t = self.table,
+                limit = limit.max(0),
             ),
         );
         let mut rows = diesel::sql_query(claim)
             .bind::<Timestamp, _>(plus(now, lease))
             .bind::<Timestamp, _>(now)
-            .bind::<BigInt, _>(limit)
             .load::<Row>(conn)?;
         rows.sort_by(|a, b| a.id.cmp(&b.id));
         rows.into_iter()
@@ -409,17 +416,31 @@ impl Outbox {
     }
 
     /// Deletes events delivered before `cutoff`; returns how many. Undelivered events are kept.
+    ///
+    /// A thousand at a time, oldest first, each batch a statement of its own: a purge that finds a week of
+    /// events to delete (the first after a long stop) holds no lock for long, and SQLite's writers wait
+    /// for a batch, not for the whole purge. The batch is written into the statement, so that PostgreSQL's
+    /// generic plan looks up that many rows by id rather than hashing the table (tests/plans.rs).
     pub fn purge(&self, conn: &mut DbConn, cutoff: NaiveDateTime) -> QueryResult<usize> {
+        const BATCH: usize = 1000;
         let delete = sql(
             conn,
             &format!(
-                "DELETE FROM {} WHERE delivered_at IS NOT NULL AND delivered_at < $1",
-                self.table
+                "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE delivered_at IS NOT NULL \
+                 AND delivered_at < $1 ORDER BY delivered_at LIMIT {BATCH})",
+                t = self.table
             ),
         );
-        diesel::sql_query(delete)
-            .bind::<Timestamp, _>(cutoff)
-            .execute(conn)
+        let mut purged = 0;
+        loop {
+            let deleted = diesel::sql_query(&delete)
+                .bind::<Timestamp, _>(cutoff)
+                .execute(conn)?;
+            purged += deleted;
+            if deleted < BATCH {
+                return Ok(purged);
+            }
+        }
     }
 }
 
@@ -471,7 +492,10 @@ impl Outbox {
             known.dedup();
             return Err(invalid(vec![FieldError::new(
                 "event_type",
-                format!("must be one of the types this module publishes: {}", known.join(", ")),
+                format!(
+                    "must be one of the types this module publishes: {}",
+                    known.join(", ")
+                ),
             )]));
         }
         let outbox = *self;
@@ -527,7 +551,7 @@ pub(crate) const TEST_TABLE_SQL: &str = "CREATE TABLE test_outbox (id TEXT PRIMA
     event_type TEXT NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL, \
     occurred_at TIMESTAMP NOT NULL, attempts INTEGER NOT NULL, refusals INTEGER NOT NULL DEFAULT 0, \
     next_attempt_at TIMESTAMP NULL, last_error TEXT NULL, delivered_at TIMESTAMP NULL); \
-    CREATE INDEX test_outbox_due ON test_outbox (next_attempt_at); \
+    CREATE INDEX test_outbox_due ON test_outbox (next_attempt_at, id) WHERE next_attempt_at IS NOT NULL; \
     CREATE INDEX test_outbox_undelivered ON test_outbox (id) WHERE delivered_at IS NULL; \
     CREATE INDEX test_outbox_delivered ON test_outbox (delivered_at) WHERE delivered_at IS NOT NULL";
 
@@ -690,8 +714,15 @@ mod tests {
             1,
             "the waiting one; the revived one has no failure left, the fresh one none yet"
         );
-        assert_eq!(OUTBOX.resubmit_failed(&mut conn, None, false, later)?, 1, "test.pong");
-        assert!(OUTBOX.failing(&mut conn, None, 10)?.is_empty(), "fresh counts");
+        assert_eq!(
+            OUTBOX.resubmit_failed(&mut conn, None, false, later)?,
+            1,
+            "test.pong"
+        );
+        assert!(
+            OUTBOX.failing(&mut conn, None, 10)?.is_empty(),
+            "fresh counts"
+        );
         let due: Vec<Uuid> = OUTBOX
             .claim(&mut conn, later, Duration::from_secs(30), 10)?
             .into_iter()
@@ -699,7 +730,10 @@ mod tests {
             .collect();
         let mut expected = vec![waiting.id, parked.id, fresh.id, other.id];
         expected.sort();
-        assert_eq!(due, expected, "every undelivered event due now, none delivered twice");
+        assert_eq!(
+            due, expected,
+            "every undelivered event due now, none delivered twice"
+        );
         let _ = std::fs::remove_dir_all(dir);
         Ok(())
     }
