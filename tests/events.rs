@@ -2,7 +2,7 @@
 //! or in the middle of it, applied once (1000 across a kill); while a subscriber is down, listed as failing,
 //! counted on `/metrics` and retried until it is back, however many attempts that takes; refused by a
 //! subscriber, parked and resubmitted in bulk by an admin; never taken as delivered when the process cannot
-//! reach a subscriber.
+//! reach a subscriber; parked under the old rule, due again after the upgrade.
 
 mod common;
 
@@ -587,4 +587,51 @@ fn relays_claiming_at_once_never_take_the_same_event() {
     }
     let distinct: std::collections::BTreeSet<_> = all.iter().collect();
     assert_eq!((all.len(), distinct.len()), (1000, 1000));
+}
+
+#[test]
+fn events_parked_under_the_old_rule_are_given_another_round_by_the_upgrade() {
+    use diesel_migrations::MigrationHarness;
+    let db = TestDb::new();
+    let database = shop_kernel::db::Database::connect(&db.url, 1).unwrap_or_else(|e| panic!("{e}"));
+    let backend = database.backend();
+    let migrations = || {
+        (shop::modules::identity::DEF.migrations)(backend)
+            .unwrap_or_else(|| panic!("identity is compiled in"))
+    };
+    let mut conn = database.get().unwrap_or_else(|e| panic!("{e}"));
+    // The schema as it was: the accounts, then the outbox.
+    for _ in 0..2 {
+        conn.run_next_migration(migrations())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    execute(
+        &db.url,
+        "INSERT INTO identity_outbox (id, event_type, version, payload, occurred_at, attempts, \
+         next_attempt_at, last_error, delivered_at) VALUES \
+         ('01900000-0000-7000-8000-000000000001', 'identity.user_registered', 1, '{}', \
+          '2026-11-30 10:00:00', 12, NULL, 'notifications: 503 unavailable', NULL), \
+         ('01900000-0000-7000-8000-000000000002', 'identity.user_registered', 1, '{}', \
+          '2026-11-30 10:00:00', 1, NULL, NULL, '2026-11-30 10:00:05')",
+    );
+    conn.run_pending_migrations(migrations())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        count(
+            &db.url,
+            "SELECT COUNT(*) AS n FROM identity_outbox WHERE id LIKE '%1' AND attempts = 0 \
+             AND refusals = 0 AND next_attempt_at = occurred_at AND delivered_at IS NULL"
+        ),
+        1,
+        "the parked event is due again, with fresh counts"
+    );
+    assert_eq!(
+        count(
+            &db.url,
+            "SELECT COUNT(*) AS n FROM identity_outbox WHERE id LIKE '%2' AND attempts = 1 \
+             AND next_attempt_at IS NULL AND delivered_at IS NOT NULL"
+        ),
+        1,
+        "a delivered event is left alone"
+    );
 }
