@@ -151,6 +151,12 @@ pub struct Config {
     /// `SHOP_EVENT_CLAIM_LEASE_MS` (30000): how long a relay holds the events it claimed; a relay that dies
     /// leaves them due again after this.
     pub event_claim_lease: Duration,
+    /// `SHOP_EVENT_RETRY_BASE_MS` (1000): the wait after an event's first failed delivery, doubling with
+    /// each further failure.
+    pub event_retry_base: Duration,
+    /// `SHOP_EVENT_RETRY_MAX_MS` (600000): the longest wait between two deliveries of a failing event; a
+    /// subscriber that is down gets the event at most this long after it is back.
+    pub event_retry_max: Duration,
     /// `SHOP_EVENT_RETENTION_HOURS` (168): delivered events and handled inbox entries are kept this long.
     pub event_retention: Duration,
     /// `SHOP_SMTP_URL`: where notifications send mail (`smtp://host:port`, `smtps://host:port`, or
@@ -439,6 +445,16 @@ impl Config {
                 "SHOP_EVENT_CLAIM_LEASE_MS",
                 30_000u64,
             )?),
+            event_retry_base: Duration::from_millis(parse(
+                get,
+                "SHOP_EVENT_RETRY_BASE_MS",
+                1000u64,
+            )?),
+            event_retry_max: Duration::from_millis(parse(
+                get,
+                "SHOP_EVENT_RETRY_MAX_MS",
+                600_000u64,
+            )?),
             event_retention: Duration::from_secs(
                 3600 * parse(get, "SHOP_EVENT_RETENTION_HOURS", 168u64)?,
             ),
@@ -500,6 +516,13 @@ impl Config {
             ));
         }
         config.check_bounds()?;
+        if config.event_retry_base.is_zero() || config.event_retry_max < config.event_retry_base {
+            return Err(ConfigError(
+                "SHOP_EVENT_RETRY_BASE_MS must be at least 1, and SHOP_EVENT_RETRY_MAX_MS at least \
+                 SHOP_EVENT_RETRY_BASE_MS"
+                    .into(),
+            ));
+        }
         config.check_topology()?;
         Ok(config)
     }
@@ -565,6 +588,31 @@ impl Config {
                 "SHOP_SERVICE_TOKEN_ACCEPTED is only for rotating SHOP_SERVICE_TOKEN: set both"
                     .into(),
             ));
+        }
+        self.check_subscribers()
+    }
+
+    /// A module that runs here and publishes events must reach every module that subscribes to them (the
+    /// module table says which): else its events could only pile up undelivered in its outbox.
+    fn check_subscribers(&self) -> Result<(), ConfigError> {
+        for publisher in &self.local_modules {
+            for event in publisher.def().events {
+                for subscriber in
+                    Module::all().filter(|m| m.def().subscribes_to.contains(&event.name))
+                {
+                    if !self.local_modules.contains(&subscriber)
+                        && !self.remote_urls.contains_key(&subscriber)
+                    {
+                        return Err(ConfigError(format!(
+                            "{publisher} runs here and publishes {}, which {subscriber} subscribes to, but \
+                             {subscriber} is neither served here nor given a URL: set {} (or add \
+                             {subscriber} to SHOP_MODULES)",
+                            event.name,
+                            subscriber.url_var()
+                        )));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -701,7 +749,7 @@ mod tests {
     {
         let digest = "ab".repeat(32);
         let c = config(&[
-            ("SHOP_MODULES", "identity,catalog"),
+            ("SHOP_MODULES", "identity,catalog,notifications"),
             ("SHOP_SERVICE_SECRET", TOKEN),
             (
                 "SHOP_SERVICE_PEERS",
@@ -710,7 +758,7 @@ mod tests {
         ])?;
         assert!(matches!(
             c.outgoing_credential(),
-            Some(shop_kernel::rpc::OutgoingCredential::Service { name, .. }) if name == "identity+catalog"
+            Some(shop_kernel::rpc::OutgoingCredential::Service { name, .. }) if name == "identity+catalog+notifications"
         ));
         assert_eq!(c.service_auth().peers.len(), 2);
         for bad in [
@@ -777,6 +825,81 @@ mod tests {
             Duration::ZERO,
             "no drain is allowed (nothing routes to the process)"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn a_publisher_without_its_subscriber_names_the_subscribers_url() -> Result<(), ConfigError> {
+        for (modules, publisher) in [
+            (
+                "identity",
+                "identity runs here and publishes identity.user_registered",
+            ),
+            (
+                "identity,catalog,inventory,payments,ordering",
+                "identity runs here and publishes identity.user_registered",
+            ),
+        ] {
+            let err = config(&[("SHOP_MODULES", modules)])
+                .err()
+                .map(|e| e.0)
+                .unwrap_or_default();
+            assert!(
+                err.contains(publisher)
+                    && err.contains("notifications subscribes")
+                    && err.contains("set SHOP_NOTIFICATIONS_URL"),
+                "{modules}: {err}"
+            );
+        }
+        let err = config(&[
+            ("SHOP_MODULES", "ordering"),
+            ("SHOP_IDENTITY_URL", "http://identity"),
+            ("SHOP_SERVICE_TOKEN", TOKEN),
+        ])
+        .err()
+        .map(|e| e.0)
+        .unwrap_or_default();
+        assert!(
+            err.contains("ordering runs here and publishes ordering.order_confirmed")
+                && err.contains("SHOP_NOTIFICATIONS_URL"),
+            "{err}"
+        );
+        // The subscriber served here, or elsewhere with its URL: the publisher starts.
+        config(&[("SHOP_MODULES", "identity,notifications")])?;
+        config(&[
+            ("SHOP_MODULES", "identity"),
+            ("SHOP_NOTIFICATIONS_URL", "http://notifications"),
+            ("SHOP_SERVICE_TOKEN", TOKEN),
+        ])?;
+        // A module that publishes nothing needs no subscriber.
+        config(&[
+            ("SHOP_MODULES", "catalog"),
+            ("SHOP_IDENTITY_URL", "http://identity"),
+            ("SHOP_SERVICE_TOKEN", TOKEN),
+        ])?;
+        Ok(())
+    }
+
+    #[test]
+    fn event_retries_default_to_a_second_doubling_to_ten_minutes() -> Result<(), ConfigError> {
+        let c = config(&[])?;
+        assert_eq!(
+            (c.event_retry_base, c.event_retry_max),
+            (Duration::from_secs(1), Duration::from_secs(600))
+        );
+        for bad in [
+            [
+                ("SHOP_EVENT_RETRY_BASE_MS", "0"),
+                ("SHOP_EVENT_RETRY_MAX_MS", "10"),
+            ],
+            [
+                ("SHOP_EVENT_RETRY_BASE_MS", "100"),
+                ("SHOP_EVENT_RETRY_MAX_MS", "10"),
+            ],
+        ] {
+            let err = config(&bad).err().map(|e| e.0).unwrap_or_default();
+            assert!(err.contains("SHOP_EVENT_RETRY_BASE_MS"), "{err}");
+        }
         Ok(())
     }
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{IntGaugeVec, Opts, Registry};
-use shop_kernel::events::outbox::Outbox;
+use shop_kernel::events::outbox::{Backoff, Outbox};
 use shop_kernel::events::relay::Relay;
-use shop_kernel::events::{ContractDelivery, EventHandler};
+use shop_kernel::events::{ContractDelivery, EventHandler, Subscription};
 use shop_kernel::tasks::BackgroundTasks;
 
 use crate::app::{Modules, StartupError};
@@ -63,6 +63,20 @@ fn handlers(modules: &Modules) -> Vec<Arc<dyn EventHandler>> {
         .collect()
 }
 
+/// Every subscription the module table declares, reachable from here or not: delivery never reports an
+/// event delivered while one of its declared subscribers is missing (configuration refuses such a process,
+/// see `Config::check_subscribers`; this holds even if a path around it is ever added).
+fn subscriptions() -> Vec<Subscription> {
+    crate::modules::ALL
+        .iter()
+        .filter(|def| !def.subscribes_to.is_empty())
+        .map(|def| Subscription {
+            subscriber: def.name,
+            event_types: def.subscribes_to,
+        })
+        .collect()
+}
+
 /// Starts a relay for each local module with an outbox, with its gauges and purge, in `tasks`.
 pub fn start(
     config: &Config,
@@ -84,13 +98,17 @@ pub fn start(
         else {
             continue;
         };
-        let delivery = ContractDelivery::new(def.name, subscribers.clone());
+        let delivery = ContractDelivery::new(def.name, subscriptions(), subscribers.clone());
         let relay = Relay::new(
             def.name,
             db.clone(),
             Outbox::new(table),
             Arc::new(delivery),
             config.event_claim_lease,
+            Backoff {
+                base: config.event_retry_base,
+                max: config.event_retry_max,
+            },
         );
         spawn_relay(tasks, relay.clone(), config.event_relay_interval);
         spawn_upkeep(tasks, relay, gauges.clone(), config.event_retention);

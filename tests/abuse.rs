@@ -117,7 +117,7 @@ async fn a_remote_identitys_busy_answer_reaches_the_client_with_its_retry_after(
     let identity_port = free_port();
     let identity_addr = format!("127.0.0.1:{identity_port}");
     let identity = spawn_with(&[
-        ("SHOP_MODULES", "identity"),
+        ("SHOP_MODULES", "identity,notifications"),
         ("SHOP_HTTP_ADDR", &identity_addr),
         ("SHOP_PASSWORD_HASH_THREADS", "1"),
         ("SHOP_PASSWORD_HASH_WAIT_MS", "1"),

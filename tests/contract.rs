@@ -14,7 +14,7 @@ use shop_inventory::{
     Adjustment, InventoryApi, InventoryClient, InventoryError, ReservationLine, ReservationStatus,
     SetStock,
 };
-use shop_kernel::events::{Event, FailingQuery};
+use shop_kernel::events::{Event, FailingQuery, ResubmitEvents, Resubmitted};
 use shop_kernel::{Money, RequestContext, Role};
 use shop_notifications::{
     NotificationQuery, NotificationsApi, NotificationsClient, NotificationsError,
@@ -528,6 +528,36 @@ async fn identity_contract(apis: &Apis, c: &Callers) -> TestResult {
     assert_eq!(jwks.keys.len(), 1);
     assert_eq!(jwks.keys[0].kty, "OKP");
 
+    // Bulk resubmits of identity's failed events: admins only, of a type identity publishes.
+    assert_eq!(
+        api.resubmit_events(&c.customer, ResubmitEvents::default())
+            .await,
+        Err(IdentityError::Forbidden)
+    );
+    assert!(matches!(
+        api.resubmit_events(
+            &c.admin,
+            ResubmitEvents {
+                event_type: Some("ordering.order_confirmed".into()),
+                parked_only: None
+            }
+        )
+        .await,
+        Err(IdentityError::Validation(f)) if f.len() == 1 && f[0].field == "event_type"
+    ));
+    assert_eq!(
+        api.resubmit_events(
+            &c.admin,
+            ResubmitEvents {
+                event_type: Some("identity.user_registered".into()),
+                parked_only: Some(true)
+            }
+        )
+        .await,
+        Ok(Resubmitted { resubmitted: 0 }),
+        "nothing has failed"
+    );
+
     // The admin bootstrap belongs to the system: no user or module may call it, on any transport.
     for caller in [&c.customer, &c.admin, &c.module] {
         assert_eq!(
@@ -902,6 +932,28 @@ async fn ordering_contract(apis: &Apis, c: &Callers) -> TestResult {
         api.resubmit_event(&c.admin, Uuid::now_v7()).await,
         Err(OrderingError::EventNotFound)
     );
+    assert_eq!(
+        api.resubmit_events(&c.customer, ResubmitEvents::default())
+            .await,
+        Err(OrderingError::Forbidden)
+    );
+    assert!(matches!(
+        api.resubmit_events(
+            &c.admin,
+            ResubmitEvents {
+                event_type: Some("identity.user_registered".into()),
+                parked_only: None
+            }
+        )
+        .await,
+        Err(OrderingError::Validation(f)) if f.len() == 1 && f[0].field == "event_type"
+    ));
+    assert_eq!(
+        api.resubmit_events(&c.admin, ResubmitEvents::default())
+            .await,
+        Ok(Resubmitted { resubmitted: 0 }),
+        "every event was delivered at the first attempt"
+    );
     Ok(())
 }
 
@@ -950,6 +1002,33 @@ async fn notifications_contract(apis: &Apis, c: &Callers) -> TestResult {
             .await?
             .applied,
         "a redelivery changes nothing"
+    );
+    // Each publisher hands over its own events only: a module (or a leaked credential of it) cannot forge
+    // another's.
+    let as_ordering = RequestContext::default().as_module("ordering");
+    let mut forged = welcome.clone();
+    forged.id = Uuid::now_v7();
+    assert_eq!(
+        api.handle_event(&as_ordering, forged).await,
+        Err(NotificationsError::Forbidden),
+        "ordering handing over identity's event"
+    );
+    let confirmed: Event = serde_json::from_value(serde_json::json!({
+        "id": Uuid::now_v7(),
+        "type": "ordering.order_confirmed",
+        "version": 1,
+        "occurred_at": "2026-11-26T12:00:00Z",
+        "payload": {
+            "order_id": Uuid::now_v7(),
+            "user_id": customer,
+            "lines": [],
+            "total": { "amount_minor": 100, "currency": "EUR" },
+        },
+    }))?;
+    assert_eq!(
+        api.handle_event(&as_identity, confirmed).await,
+        Err(NotificationsError::Forbidden),
+        "identity handing over ordering's event"
     );
     let mut unknown = welcome.clone();
     unknown.id = Uuid::now_v7();

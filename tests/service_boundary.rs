@@ -257,7 +257,7 @@ async fn gateway_and_inventory(inventory_extra: &[(&str, &str)]) -> (TestApp, Te
     let inventory_port = free_port();
     let inventory_url = format!("http://127.0.0.1:{inventory_port}");
     let gateway = spawn_with(&[
-        ("SHOP_MODULES", "identity,catalog"),
+        ("SHOP_MODULES", "identity,catalog,notifications"),
         ("SHOP_INVENTORY_URL", &inventory_url),
         ("SHOP_REMOTE_TIMEOUT_MS", "2000"),
         ("SHOP_REMOTE_PROBE_INTERVAL_MS", "200"),
@@ -328,7 +328,7 @@ async fn a_module_url_pointing_at_a_process_that_does_not_serve_it_is_a_503() {
     let gateway_addr = format!("127.0.0.1:{gateway_port}");
     let gateway = spawn_with(&[
         ("SHOP_HTTP_ADDR", &gateway_addr),
-        ("SHOP_MODULES", "identity,catalog"),
+        ("SHOP_MODULES", "identity,catalog,notifications"),
         ("SHOP_INVENTORY_URL", &wrong_url),
     ])
     .await;
@@ -361,7 +361,7 @@ async fn with_an_internal_listener_the_public_one_hides_internal_routes_and_metr
     // Bound to every interface, as in a container: connections report the address they arrived on.
     let app = spawn_with(&[
         ("SHOP_INTERNAL_ADDR", "0.0.0.0:0"),
-        ("SHOP_MODULES", "identity,catalog"),
+        ("SHOP_MODULES", "identity,catalog,notifications"),
         ("SHOP_INVENTORY_URL", &dead),
         ("SHOP_REMOTE_TIMEOUT_MS", "500"),
     ])
@@ -505,7 +505,7 @@ async fn a_5xx_body_names_no_internals_quotes_the_request_id_and_its_cause_is_lo
         .try_init();
     let dead = format!("http://127.0.0.1:{}", free_port());
     let app = spawn_with(&[
-        ("SHOP_MODULES", "identity,catalog"),
+        ("SHOP_MODULES", "identity,catalog,notifications"),
         ("SHOP_INVENTORY_URL", &dead),
         ("SHOP_REMOTE_TIMEOUT_MS", "300"),
     ])

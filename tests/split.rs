@@ -1,5 +1,6 @@
-//! Split deployment: catalog and inventory run as their own services, the monolith serves identity and
-//! mounts the other modules' public routes over their HTTP clients. Clients see the same API.
+//! Split deployment: catalog and inventory run as their own services, the monolith serves identity (with
+//! notifications, the subscriber of its events) and mounts the other modules' public routes over their HTTP
+//! clients. Clients see the same API.
 
 mod common;
 
@@ -18,7 +19,7 @@ async fn deploy() -> Deployment {
     let catalog_url = format!("http://127.0.0.1:{catalog_port}");
     let inventory_url = format!("http://127.0.0.1:{inventory_port}");
     let gateway = spawn_with(&[
-        ("SHOP_MODULES", "identity"),
+        ("SHOP_MODULES", "identity,notifications"),
         ("SHOP_CATALOG_URL", &catalog_url),
         ("SHOP_INVENTORY_URL", &inventory_url),
         ("SHOP_REMOTE_TIMEOUT_MS", "2000"),
@@ -129,7 +130,12 @@ async fn the_public_api_works_the_same_through_a_split_deployment() {
         .unwrap_or_default();
     assert_eq!(
         names,
-        vec!["database:identity", "remote:catalog", "remote:inventory"]
+        vec![
+            "database:identity",
+            "database:notifications",
+            "remote:catalog",
+            "remote:inventory"
+        ]
     );
 }
 
@@ -138,9 +144,9 @@ async fn each_service_holds_only_its_own_tables() {
     let d = deploy().await;
     let tables =
         |app: &TestApp| table_names(&app.db.as_ref().map(|db| db.url.clone()).unwrap_or_default());
-    let mut identity = shop_identity::TABLES.to_vec();
-    identity.sort();
-    assert_eq!(tables(&d.gateway), identity);
+    let mut gateway = [shop_identity::TABLES, shop_notifications::TABLES].concat();
+    gateway.sort();
+    assert_eq!(tables(&d.gateway), gateway);
     assert_eq!(tables(&d.catalog), shop_catalog::TABLES.to_vec());
     let mut inventory = shop_inventory::TABLES.to_vec();
     inventory.sort();
@@ -216,7 +222,7 @@ async fn a_module_that_hangs_is_a_503_after_a_bounded_timeout() {
     });
     let url = format!("http://127.0.0.1:{port}");
     let g = spawn_with(&[
-        ("SHOP_MODULES", "identity,catalog"),
+        ("SHOP_MODULES", "identity,catalog,notifications"),
         ("SHOP_INVENTORY_URL", &url),
         ("SHOP_REMOTE_TIMEOUT_MS", "300"),
     ])

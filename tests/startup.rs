@@ -1,5 +1,5 @@
-//! Starting up and stopping: several instances on one database, where the client address comes from, and
-//! the order of a shutdown.
+//! Starting up and stopping: several instances on one database, where the client address comes from, the
+//! topologies that refuse to start, the upkeep every process does when it starts, and the order of a shutdown.
 
 mod common;
 
@@ -264,4 +264,118 @@ async fn a_request_outlasting_the_shutdown_bound_is_cut_off_and_the_process_stil
     assert!(in_flight.await?.is_err(), "the request was cut off");
     let _ = std::fs::remove_dir_all(dir);
     Ok(())
+}
+
+/// Runs the binary with these variables on a fresh data dir and database; it must exit at once: (exit
+/// code, what it printed on stderr).
+fn refused_start(
+    vars: &[(&str, &str)],
+) -> Result<(Option<i32>, String), Box<dyn std::error::Error>> {
+    let db = TestDb::new();
+    let dir = std::env::temp_dir().join(format!("shop-refuse-{}", uuid::Uuid::now_v7().simple()));
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_shop"));
+    command.envs(base_vars(&dir, &db.url));
+    command.env("SHOP_HTTP_ADDR", format!("127.0.0.1:{}", free_port()));
+    command.envs(vars.iter().copied());
+    let mut child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the binary started instead of refusing".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        use std::io::Read;
+        pipe.read_to_string(&mut stderr)?;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    Ok((status.code(), stderr))
+}
+
+#[test]
+fn a_publisher_whose_subscriber_is_neither_here_nor_given_a_url_refuses_to_start() -> TestResult {
+    for (vars, publisher) in [
+        (vec![("SHOP_MODULES", "identity,catalog")], "identity"),
+        (
+            vec![
+                ("SHOP_MODULES", "ordering"),
+                ("SHOP_IDENTITY_URL", "http://127.0.0.1:9"),
+                ("SHOP_CATALOG_URL", "http://127.0.0.1:9"),
+                ("SHOP_INVENTORY_URL", "http://127.0.0.1:9"),
+                ("SHOP_PAYMENTS_URL", "http://127.0.0.1:9"),
+            ],
+            "ordering",
+        ),
+    ] {
+        let (code, stderr) = refused_start(&vars)?;
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{publisher} runs here and publishes"))
+                && stderr.contains("set SHOP_NOTIFICATIONS_URL"),
+            "{stderr}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn payments_forgets_idempotency_keys_older_than_a_day() {
+    let db = TestDb::new();
+    let dir = std::env::temp_dir().join(format!("shop-keys-{}", uuid::Uuid::now_v7().simple()));
+    let vars = base_vars(&dir, &db.url);
+    let app = spawn_vars(vars.clone()).await;
+    let admin = app.admin_token().await;
+    let (ada, _) = app.customer("ada@example.com").await;
+    for key in ["old-credit", "young-credit"] {
+        let r = app
+            .request_with(
+                Method::POST,
+                &format!("/api/v1/wallets/{ada}/credits"),
+                Some(&admin),
+                Some(json!({ "amount_minor": 100, "reason": "welcome" })),
+                &[("idempotency-key", key)],
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    app.stop().await;
+    let keys = |key: &str| {
+        count(
+            &db.url,
+            &format!("SELECT COUNT(*) AS n FROM payments_idempotency_keys WHERE key = '{key}'"),
+        )
+    };
+    assert_eq!((keys("old-credit"), keys("young-credit")), (1, 1));
+    // One key is made a day and a minute old (and its credit forgotten with it).
+    let a_day_ago = (chrono::Utc::now() - chrono::Duration::minutes(24 * 60 + 1))
+        .naive_utc()
+        .format("%Y-%m-%d %H:%M:%S");
+    execute(
+        &db.url,
+        &format!(
+            "UPDATE payments_idempotency_keys SET created_at = '{a_day_ago}' WHERE key = 'old-credit'"
+        ),
+    );
+    // The purge runs when the process starts, and every ten minutes after.
+    let _restarted = spawn_vars(vars).await;
+    let mut left = (1, 1);
+    for _ in 0..100 {
+        left = (keys("old-credit"), keys("young-credit"));
+        if left.0 == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, (0, 1));
+    let _ = std::fs::remove_dir_all(dir);
 }

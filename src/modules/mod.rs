@@ -68,7 +68,8 @@ pub struct ModuleDef {
     pub events: &'static [EventInfo],
     /// Its outbox table, when it publishes events; the process where it runs relays it.
     pub outbox_table: Option<&'static str>,
-    /// The event types it subscribes to (its contract's list; the relays and the AsyncAPI documents read it).
+    /// The event types it subscribes to (its contract's list): a process running a publisher of one must
+    /// reach it (configuration checks it, delivery never skips it), and the AsyncAPI documents name it.
     pub subscribes_to: &'static [&'static str],
     /// Builds its event handler from its API (local or client) when it subscribes to events.
     pub event_handler: fn(&Api) -> Option<Arc<dyn EventHandler>>,

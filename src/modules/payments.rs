@@ -1,4 +1,5 @@
-//! The payments module's entry: the store-credit wallet, which asks identity whether credited users exist.
+//! The payments module's entry: the store-credit wallet, which asks identity whether credited users exist,
+//! and the task that forgets its old idempotency keys.
 
 use shop_payments::{Observed, PaymentsApi, PaymentsClient};
 
@@ -43,8 +44,31 @@ fn local(local: &Local<'_>) -> Result<Api, StartupError> {
         .ok_or_else(|| {
             StartupError::Other("payments needs identity, which is unreachable".into())
         })?;
-    let service = shop_payments::PaymentsService::new(local.db.clone(), config, identity);
-    Ok(super::api::<dyn PaymentsApi>(std::sync::Arc::new(service)))
+    let service = std::sync::Arc::new(shop_payments::PaymentsService::new(
+        local.db.clone(),
+        config,
+        identity,
+    ));
+    if let Some(tasks) = local.tasks {
+        let purger = service.clone();
+        tasks.every(
+            "payments.idempotency_purge",
+            std::time::Duration::from_secs(600),
+            move || {
+                let purger = purger.clone();
+                async move {
+                    match purger.purge_idempotency_keys().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(purged = n, "old idempotency keys forgotten"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "purging payments' idempotency keys failed")
+                        }
+                    }
+                }
+            },
+        );
+    }
+    Ok(super::api::<dyn PaymentsApi>(service))
 }
 
 #[cfg(not(feature = "payments"))]

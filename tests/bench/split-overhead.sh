@@ -32,7 +32,7 @@ start() { # name port env...
 # The monolith also serves a bare actix-web /health/live (no middleware): one HTTP exchange, the yardstick of a hop.
 start monolith 19101 SHOP_BENCH_BARE_ADDR=127.0.0.1:19104
 start inventory 19103 SHOP_MODULES=inventory SHOP_IDENTITY_URL=http://127.0.0.1:19102 SHOP_ADMIN_EMAIL= SHOP_ADMIN_PASSWORD=
-start gateway 19102 SHOP_MODULES=identity,catalog SHOP_INVENTORY_URL=http://127.0.0.1:19103
+start gateway 19102 SHOP_MODULES=identity,catalog,notifications SHOP_INVENTORY_URL=http://127.0.0.1:19103
 
 seed() { # base
   local token product

@@ -165,13 +165,19 @@ pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
 
 /// Spawns a server with exactly these variables.
 pub async fn spawn_vars(vars: HashMap<String, String>) -> TestApp {
+    let data_dir = PathBuf::from(vars.get("SHOP_DATA_DIR").cloned().unwrap_or_default());
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap_or_else(|e| panic!("{e}"));
+    spawn_config(config, data_dir).await
+}
+
+/// Spawns a server with this configuration as it is: a test may change a validated configuration into one
+/// that validation refuses, to see what the server does without that guard.
+pub async fn spawn_config(config: Config, data_dir: PathBuf) -> TestApp {
     // `SHOP_TEST_LOG=1` (with `RUST_LOG`) shows the servers' logs, for debugging a test.
     static LOGS: std::sync::Once = std::sync::Once::new();
     if std::env::var_os("SHOP_TEST_LOG").is_some() {
         LOGS.call_once(|| shop::telemetry::init(shop::config::LogFormat::Text));
     }
-    let data_dir = PathBuf::from(vars.get("SHOP_DATA_DIR").cloned().unwrap_or_default());
-    let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap_or_else(|e| panic!("{e}"));
     let RunningServer {
         addr,
         internal_addr,
@@ -917,6 +923,15 @@ impl Binary {
         }
         panic!("the fault switch did not stop the process");
     }
+}
+
+/// Runs `sql` (one or more statements) on the database at `url`.
+pub fn execute(url: &str, sql: &str) {
+    use diesel::connection::SimpleConnection;
+    let db = shop_kernel::db::Database::connect(url, 1).unwrap_or_else(|e| panic!("{e}"));
+    let mut conn = db.get().unwrap_or_else(|e| panic!("{e}"));
+    conn.batch_execute(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// Counts the rows `sql` (a `SELECT COUNT(*) AS n ...`) finds in the database at `url`.

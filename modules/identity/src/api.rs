@@ -1,7 +1,7 @@
 //! The identity contract: what other modules and remote callers may ask of identity.
 
 use serde::{Deserialize, Serialize};
-use shop_kernel::events::{FailingQuery, PendingEvent};
+use shop_kernel::events::{FailingQuery, PendingEvent, ResubmitEvents, Resubmitted};
 use shop_kernel::jwks::Jwks;
 use shop_kernel::{Page, Role};
 use utoipa::ToSchema;
@@ -144,5 +144,10 @@ shop_kernel::contract! {
 
         /// Makes a failing or parked event due again now; admins only. Idempotent.
         Idempotent fn resubmit_event(id: Uuid) -> PendingEvent, for [Admin];
+
+        /// Makes every undelivered identity event that failed at least once due again now, with a fresh count
+        /// of attempts: only those of `event_type` (one identity publishes, else `validation_failed`), only
+        /// parked ones with `parked_only`; answers how many. Admins only. Idempotent.
+        Idempotent fn resubmit_events(request: ResubmitEvents) -> Resubmitted, for [Admin];
     }
 }

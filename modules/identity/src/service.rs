@@ -6,7 +6,7 @@ use std::time::Duration;
 use argon2::Params;
 use shop_kernel::db::{self, Database, is_unique_violation, write_transaction};
 use shop_kernel::events::outbox::Outbox;
-use shop_kernel::events::{Event, FailingQuery, PendingEvent};
+use shop_kernel::events::{Event, FailingQuery, PendingEvent, ResubmitEvents, Resubmitted};
 use shop_kernel::jwks::{Claims, Jwks};
 use shop_kernel::validation::check;
 use shop_kernel::{Allow, FieldError, Page, RequestContext, Role};
@@ -415,5 +415,21 @@ impl IdentityApi for IdentityService {
             .resubmit_now(&self.db, id)
             .await?
             .ok_or(IdentityError::EventNotFound)
+    }
+
+    async fn resubmit_events(
+        &self,
+        ctx: &RequestContext,
+        request: ResubmitEvents,
+    ) -> Outcome<Resubmitted> {
+        ctx.require_admin()?;
+        OUTBOX
+            .resubmit_in_bulk(
+                &self.db,
+                request,
+                crate::api::EVENTS,
+                IdentityError::Validation,
+            )
+            .await
     }
 }

@@ -65,6 +65,25 @@ pub struct PendingEvent {
     pub last_error: Option<String>,
 }
 
+/// Body of `POST /api/v1/admin/events/<module>/resubmit`: which undelivered events to make due again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ResubmitEvents {
+    /// Only events of this type (`<module>.<name>`, one the module publishes); all types when absent.
+    #[serde(default)]
+    pub event_type: Option<String>,
+    /// Only parked events (given up on after repeated refusals); when absent or false, every event that
+    /// failed at least once and is still undelivered, waiting ones included (made due now).
+    #[serde(default)]
+    pub parked_only: Option<bool>,
+}
+
+/// What a bulk resubmit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Resubmitted {
+    /// How many undelivered events were made due now, with a fresh count of attempts.
+    pub resubmitted: u64,
+}
+
 /// Query of a module's failing events: oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
@@ -151,14 +170,59 @@ pub const fn info<E: DomainEvent>() -> EventInfo {
     }
 }
 
+/// Why a delivery failed, and whether waiting can cure it: the relay retries a transient failure until the
+/// subscriber takes the event, however long that takes, and parks an event only after repeated permanent
+/// refusals (`outbox::MAX_ATTEMPTS`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// A subscriber could not take the event now: it did not answer (transport failure, which the HTTP
+    /// client reports as 503 `unavailable`), answered 408, 429, 502, 503 or 504, or is missing from this
+    /// process although the module table says it takes the type. Retried with capped backoff, never parked.
+    #[error("{0}")]
+    Transient(String),
+    /// Every subscriber that failed refused the event itself (any other problem answer: a 4xx such as 403
+    /// or 422, or a 500). Retried with backoff, and parked after `outbox::MAX_ATTEMPTS` such refusals.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl DeliveryError {
+    /// True for a refusal that waiting cannot cure.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, DeliveryError::Permanent(_))
+    }
+}
+
+/// True when a subscriber's answer with this status says "not now" rather than "not this event": the
+/// subscriber or something it needs is down, busy or slow (408, 429, 502, 503, 504).
+pub fn is_transient_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 502 | 503 | 504)
+}
+
+/// The module that publishes events of `event_type` (`<module>.<name>`): the part before the first dot.
+pub fn publisher_of(event_type: &str) -> &str {
+    event_type.split('.').next().unwrap_or_default()
+}
+
+/// Admits a call handing over `event` only when it comes from the module that publishes its type, so that a
+/// module (or a leaked credential of one) cannot forge another module's events. For a subscriber's
+/// `handle_event`: `Forbidden` (403) otherwise, which the relay treats as a permanent refusal.
+pub fn require_publisher(ctx: &RequestContext, event: &Event) -> Result<(), crate::AccessDenied> {
+    if ctx.origin.is_module(publisher_of(&event.event_type)) {
+        Ok(())
+    } else {
+        Err(crate::AccessDenied::Forbidden)
+    }
+}
+
 /// Carries events from a publisher's outbox to the subscribers. The one seam between publishing and
 /// transport: the contract-call delivery below today, a broker tomorrow, with publishers and subscribers
 /// unchanged.
 #[async_trait::async_trait]
 pub trait EventDelivery: Send + Sync {
-    /// Hands `event` to every subscriber that wants it. `Err` says what failed; the relay tries again later
-    /// (subscribers that took it already ignore the repeat).
-    async fn deliver(&self, event: &Event) -> Result<(), String>;
+    /// Hands `event` to every subscriber that wants it. `Err` says what failed and whether waiting can cure
+    /// it; the relay tries again later (subscribers that took it already ignore the repeat).
+    async fn deliver(&self, event: &Event) -> Result<(), DeliveryError>;
 }
 
 /// A subscribing module, reached through its contract (its local implementation or its HTTP client).
@@ -172,42 +236,64 @@ pub trait EventHandler: Send + Sync {
     async fn handle(&self, ctx: &RequestContext, event: &Event) -> Result<(), Problem>;
 }
 
+/// A module that subscribes to events, as the module table declares it (whether or not this process can
+/// reach it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    /// The subscribing module.
+    pub subscriber: &'static str,
+    /// The event types it takes.
+    pub event_types: &'static [&'static str],
+}
+
 /// Delivery by calling each subscriber's contract: in-process when the subscriber runs here, HTTP to its
 /// `/internal` endpoint when it runs elsewhere.
 pub struct ContractDelivery {
     publisher: &'static str,
+    subscriptions: Vec<Subscription>,
     handlers: Vec<std::sync::Arc<dyn EventHandler>>,
 }
 
 impl ContractDelivery {
-    /// Delivery of `publisher`'s events to the handlers that subscribe to them.
-    pub fn new(publisher: &'static str, handlers: Vec<std::sync::Arc<dyn EventHandler>>) -> Self {
+    /// Delivery of `publisher`'s events to the handlers that subscribe to them. `subscriptions` is every
+    /// subscription the module table declares: an event a declared subscriber takes is never reported
+    /// delivered while that subscriber has no handler here (a transient failure: it stays undelivered and
+    /// visible until the process is given the subscriber).
+    pub fn new(
+        publisher: &'static str,
+        subscriptions: Vec<Subscription>,
+        handlers: Vec<std::sync::Arc<dyn EventHandler>>,
+    ) -> Self {
         ContractDelivery {
             publisher,
+            subscriptions,
             handlers,
         }
-    }
-
-    /// True when some handler takes events of this publisher.
-    pub fn has_subscribers(&self) -> bool {
-        self.handlers.iter().any(|h| {
-            h.subscribes_to()
-                .iter()
-                .any(|t| t.split('.').next() == Some(self.publisher))
-        })
     }
 }
 
 #[async_trait::async_trait]
 impl EventDelivery for ContractDelivery {
-    async fn deliver(&self, event: &Event) -> Result<(), String> {
+    async fn deliver(&self, event: &Event) -> Result<(), DeliveryError> {
         let ctx = RequestContext::system().as_module(self.publisher);
         let mut failures = Vec::new();
+        let mut transient = false;
+        for missing in self.subscriptions.iter().filter(|s| {
+            s.event_types.contains(&event.event_type.as_str())
+                && !self.handlers.iter().any(|h| h.subscriber() == s.subscriber)
+        }) {
+            transient = true;
+            failures.push(format!(
+                "{}: takes {} but is not reachable from this process (neither served here nor given its URL)",
+                missing.subscriber, event.event_type
+            ));
+        }
         for handler in &self.handlers {
             if !handler.subscribes_to().contains(&event.event_type.as_str()) {
                 continue;
             }
             if let Err(problem) = handler.handle(&ctx, event).await {
+                transient |= is_transient_status(problem.status);
                 failures.push(format!(
                     "{}: {} {} ({})",
                     handler.subscriber(),
@@ -217,10 +303,12 @@ impl EventDelivery for ContractDelivery {
                 ));
             }
         }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(failures.join("; "))
+        match (failures.is_empty(), transient) {
+            (true, _) => Ok(()),
+            // One subscriber that may still take it keeps the event alive: parking it would withhold it
+            // from that subscriber too.
+            (false, true) => Err(DeliveryError::Transient(failures.join("; "))),
+            (false, false) => Err(DeliveryError::Permanent(failures.join("; "))),
         }
     }
 }
@@ -253,5 +341,102 @@ mod tests {
         assert!(other.payload::<Thing>().is_none(), "another version");
         let info = info::<Thing>();
         assert_eq!((info.name, info.version), ("test.thing", 2));
+    }
+
+    /// A subscriber that answers every event with `status` (200: takes it).
+    struct Answers(&'static str, u16);
+
+    #[async_trait::async_trait]
+    impl EventHandler for Answers {
+        fn subscriber(&self) -> &'static str {
+            self.0
+        }
+        fn subscribes_to(&self) -> &'static [&'static str] {
+            &["test.thing"]
+        }
+        async fn handle(&self, ctx: &RequestContext, _: &Event) -> Result<(), Problem> {
+            assert!(ctx.origin.is_module("test"), "delivered as the publisher");
+            match self.1 {
+                200 => Ok(()),
+                status => Err(Problem::new(status, "some_code", "Some title", "")),
+            }
+        }
+    }
+
+    const TAKES_THING: &[&str] = &["test.thing"];
+
+    fn delivery(handlers: Vec<Answers>, declared: &[&'static str]) -> ContractDelivery {
+        ContractDelivery::new(
+            "test",
+            declared
+                .iter()
+                .map(|subscriber| Subscription {
+                    subscriber,
+                    event_types: TAKES_THING,
+                })
+                .collect(),
+            handlers
+                .into_iter()
+                .map(|h| std::sync::Arc::new(h) as std::sync::Arc<dyn EventHandler>)
+                .collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn outages_are_transient_refusals_permanent_and_a_missing_subscriber_is_never_skipped() {
+        let event = Event::new(&Thing { n: 1 }, Utc::now()).unwrap_or_else(|_| unreachable!());
+        let outcome = |handlers: Vec<Answers>, declared: &'static [&'static str]| {
+            let delivery = delivery(handlers, declared);
+            let event = event.clone();
+            async move { delivery.deliver(&event).await }
+        };
+        assert_eq!(outcome(vec![Answers("a", 200)], &["a"]).await, Ok(()));
+        for status in [408, 429, 502, 503, 504] {
+            let failed = outcome(vec![Answers("a", status)], &["a"]).await;
+            assert!(
+                matches!(failed, Err(DeliveryError::Transient(_))),
+                "{status}: {failed:?}"
+            );
+        }
+        for status in [400, 403, 404, 409, 422, 500] {
+            let failed = outcome(vec![Answers("a", status)], &["a"]).await;
+            assert!(
+                matches!(failed, Err(DeliveryError::Permanent(_))),
+                "{status}: {failed:?}"
+            );
+        }
+        let mixed = outcome(vec![Answers("a", 422), Answers("b", 503)], &["a", "b"]).await;
+        assert!(
+            matches!(&mixed, Err(DeliveryError::Transient(m)) if m.contains("a: 422") && m.contains("b: 503")),
+            "a subscriber that may still take it keeps the event alive: {mixed:?}"
+        );
+        // The module table says `b` takes it, and this process cannot reach `b`: not delivered.
+        let missing = outcome(vec![Answers("a", 200)], &["a", "b"]).await;
+        assert!(
+            matches!(&missing, Err(DeliveryError::Transient(m)) if m.starts_with("b: takes test.thing")),
+            "{missing:?}"
+        );
+        assert_eq!(outcome(vec![], &[]).await, Ok(()), "nobody subscribes");
+    }
+
+    #[test]
+    fn only_the_publishing_module_may_hand_over_its_events() {
+        let event = Event::new(&Thing { n: 1 }, Utc::now()).unwrap_or_else(|_| unreachable!());
+        assert_eq!(publisher_of("identity.user_registered"), "identity");
+        let as_module = |m: &str| RequestContext::default().as_module(m);
+        assert_eq!(require_publisher(&as_module("test"), &event), Ok(()));
+        for ctx in [
+            as_module("identity"),
+            as_module("tes"),
+            RequestContext::system(),
+            RequestContext::default(),
+        ] {
+            assert_eq!(
+                require_publisher(&ctx, &event),
+                Err(crate::AccessDenied::Forbidden),
+                "{:?}",
+                ctx.origin
+            );
+        }
     }
 }

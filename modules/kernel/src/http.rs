@@ -495,21 +495,23 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, HttpProblem>
     }
 }
 
-/// The two admin routes over a publishing module's outbox, written once for every publisher: a module
-/// `event_admin` with `list` (its contract's `failing_events`) and `resubmit` (`resubmit_event`), to register
-/// in its `public_routes`. Paths, operation ids and docs are the module's own.
+/// The admin routes over a publishing module's outbox, written once for every publisher: a module
+/// `event_admin` with `list` (its contract's `failing_events`), `resubmit` (`resubmit_event`) and
+/// `resubmit_all` (`resubmit_events`), to register in its `public_routes`. Paths, operation ids and docs are
+/// the module's own.
 #[macro_export]
 macro_rules! event_admin_routes {
     (
         contract: $contract:path,
         tag: $tag:literal,
         list: ($list_id:literal, $list_path:literal, $list_doc:literal),
-        resubmit: ($resubmit_id:literal, $resubmit_path:literal, $resubmit_doc:literal) $(,)?
+        resubmit: ($resubmit_id:literal, $resubmit_path:literal, $resubmit_doc:literal),
+        resubmit_all: ($all_id:literal, $all_path:literal, $all_doc:literal) $(,)?
     ) => {
-        /// The admin routes over this module's outbox: failing deliveries, and resubmitting one.
+        /// The admin routes over this module's outbox: failing deliveries, and resubmitting one or many.
         pub mod event_admin {
             use $crate::__private::actix_web::{HttpResponse, get, post, web};
-            use $crate::events::{FailingQuery, PendingEvent};
+            use $crate::events::{FailingQuery, PendingEvent, ResubmitEvents, Resubmitted};
             use $crate::http::{HttpProblem, PublicContext};
             use $crate::{Page, Problem};
 
@@ -559,6 +561,32 @@ macro_rules! event_admin_routes {
             ) -> Result<HttpResponse, HttpProblem> {
                 let event = api.resubmit_event(&ctx.0, id.into_inner()).await?;
                 Ok(HttpResponse::Ok().json(event))
+            }
+
+            #[doc = $all_doc]
+            #[utoipa::path(
+                tag = $tag,
+                operation_id = $all_id,
+                request_body = ResubmitEvents,
+                security(("bearer" = [])),
+                responses(
+                    (status = 200, description = "How many events were made due now", body = Resubmitted),
+                    (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+                    (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+                    (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+                    (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+                    (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+                    (status = 422, description = "An event type this module does not publish", body = Problem, content_type = "application/problem+json"),
+                )
+            )]
+            #[post($all_path)]
+            pub async fn resubmit_all(
+                ctx: PublicContext,
+                api: web::Data<dyn $contract>,
+                body: web::Json<ResubmitEvents>,
+            ) -> Result<HttpResponse, HttpProblem> {
+                let resubmitted = api.resubmit_events(&ctx.0, body.into_inner()).await?;
+                Ok(HttpResponse::Ok().json(resubmitted))
             }
         }
     };

@@ -100,7 +100,8 @@ shop_kernel::contract! {
 
         /// Applies an event once: records the message it calls for (and schedules its mail); a redelivery
         /// is a no-op, as is an event of a type notifications does not take (`applied` false). The
-        /// publishing modules only. Idempotent.
+        /// publishing modules only, each with its own events (`identity.*` from identity, `ordering.*` from
+        /// ordering; another module's event is `forbidden`). Idempotent.
         Idempotent fn handle_event(event: Event) -> Handled, for [Module("identity"), Module("ordering")];
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use shop_identity::{IdentityApi, IdentityError, User, UserRegistered};
 use shop_kernel::db::{self, Database, write_transaction};
-use shop_kernel::events::Event;
 use shop_kernel::events::inbox::Inbox;
+use shop_kernel::events::{Event, require_publisher};
 use shop_kernel::page::checked_id_page;
 use shop_kernel::{FieldError, Money, Page, RequestContext};
 use shop_ordering::{OrderCancelled, OrderConfirmed};
@@ -275,6 +275,9 @@ impl NotificationsApi for NotificationsService {
     }
 
     async fn handle_event(&self, ctx: &RequestContext, event: Event) -> Outcome<Handled> {
+        // Identity may hand over identity's events only, ordering ordering's: the contract admits both
+        // modules, and a credential of one must not forge the other's announcements.
+        require_publisher(ctx, &event)?;
         let skipped = Handled { applied: false };
         let Some(draft) = self.draft(ctx, &event).await? else {
             return Ok(skipped);
@@ -314,7 +317,7 @@ impl NotificationsApi for NotificationsService {
 pub(crate) mod tests {
     use super::*;
     use diesel::connection::SimpleConnection;
-    use shop_kernel::events::{FailingQuery, PendingEvent};
+    use shop_kernel::events::{FailingQuery, PendingEvent, ResubmitEvents, Resubmitted};
     use shop_kernel::jwks::Jwks;
     use shop_kernel::{Caller, Role, UserCaller};
     use shop_ordering::OrderEventLine;
@@ -380,6 +383,13 @@ pub(crate) mod tests {
             _: &RequestContext,
             _: Uuid,
         ) -> Result<PendingEvent, IdentityError> {
+            Err(IdentityError::Forbidden)
+        }
+        async fn resubmit_events(
+            &self,
+            _: &RequestContext,
+            _: ResubmitEvents,
+        ) -> Result<Resubmitted, IdentityError> {
             Err(IdentityError::Forbidden)
         }
     }
@@ -544,6 +554,40 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn a_module_cannot_hand_over_another_modules_events() -> TestResult {
+        let (db, dir) = database()?;
+        let user = customer();
+        let identity = FakeIdentity {
+            user: user.clone(),
+            down: false,
+        };
+        let notifications = service(&db, identity, None)?;
+        let event = confirmed(user.id);
+        let from_identity = RequestContext::system().as_module("identity");
+        for forger in [from_identity, RequestContext::system()] {
+            assert_eq!(
+                notifications.handle_event(&forger, event.clone()).await,
+                Err(NotificationsError::Forbidden),
+                "{:?}",
+                forger.origin
+            );
+        }
+        let page = notifications
+            .list_notifications(&signed_in(&user), NotificationQuery::default())
+            .await?;
+        assert!(page.items.is_empty(), "nothing recorded");
+        assert!(
+            notifications
+                .handle_event(&from_ordering(), event)
+                .await?
+                .applied,
+            "ordering's own event, from ordering"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn an_unknown_event_type_is_ignored_and_a_bad_payload_is_refused() -> TestResult {
         let (db, dir) = database()?;
         let user = customer();
@@ -553,7 +597,7 @@ pub(crate) mod tests {
         };
         let notifications = service(&db, identity, None)?;
         let mut unknown = confirmed(user.id);
-        unknown.event_type = "catalog.product_renamed".into();
+        unknown.event_type = "ordering.order_shipped".into();
         let handled = notifications
             .handle_event(&from_ordering(), unknown.clone())
             .await?;

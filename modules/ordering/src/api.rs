@@ -1,7 +1,9 @@
 //! The ordering contract: orders as their owners and admins see them, and the events ordering publishes.
 
 use serde::{Deserialize, Serialize};
-use shop_kernel::events::{DomainEvent, EventInfo, FailingQuery, PendingEvent, info};
+use shop_kernel::events::{
+    DomainEvent, EventInfo, FailingQuery, PendingEvent, ResubmitEvents, Resubmitted, info,
+};
 use shop_kernel::{Money, Page};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -208,5 +210,10 @@ shop_kernel::contract! {
 
         /// Makes a failing or parked event due again now; admins only. Idempotent.
         Idempotent fn resubmit_event(id: Uuid) -> PendingEvent, for [Admin];
+
+        /// Makes every undelivered ordering event that failed at least once due again now, with a fresh count
+        /// of attempts: only those of `event_type` (one ordering publishes, else `validation_failed`), only
+        /// parked ones with `parked_only`; answers how many. Admins only. Idempotent.
+        Idempotent fn resubmit_events(request: ResubmitEvents) -> Resubmitted, for [Admin];
     }
 }

@@ -9,7 +9,7 @@ use shop_catalog::{CatalogApi, CatalogError};
 use shop_inventory::InventoryApi;
 use shop_kernel::db::{self, Database, DbConn, is_unique_violation, write_transaction};
 use shop_kernel::events::outbox::Outbox;
-use shop_kernel::events::{FailingQuery, PendingEvent};
+use shop_kernel::events::{FailingQuery, PendingEvent, ResubmitEvents, Resubmitted};
 use shop_kernel::page::checked_id_page;
 use shop_kernel::validation::check;
 use shop_kernel::{FieldError, Money, Page, RequestContext};
@@ -507,5 +507,21 @@ impl OrderingApi for OrderingService {
             .resubmit_now(&self.db, id)
             .await?
             .ok_or(OrderingError::EventNotFound)
+    }
+
+    async fn resubmit_events(
+        &self,
+        ctx: &RequestContext,
+        request: ResubmitEvents,
+    ) -> Outcome<Resubmitted> {
+        ctx.require_admin()?;
+        OUTBOX
+            .resubmit_in_bulk(
+                &self.db,
+                request,
+                crate::api::EVENTS,
+                OrderingError::Validation,
+            )
+            .await
     }
 }

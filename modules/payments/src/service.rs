@@ -54,6 +54,20 @@ impl PaymentsService {
         }
     }
 
+    /// Forgets credits' idempotency keys older than [`idempotency::RETENTION`] (a day), as inventory's sweep
+    /// does for its own; returns how many. Run periodically by the host process; safe to run concurrently.
+    pub async fn purge_idempotency_keys(&self) -> Outcome<usize> {
+        let retention =
+            chrono::Duration::from_std(idempotency::RETENTION).unwrap_or(chrono::Duration::days(1));
+        self.db
+            .run(move |conn| {
+                IDEMPOTENCY_KEYS
+                    .purge(conn, db::now() - retention)
+                    .map_err(PaymentsError::from)
+            })
+            .await
+    }
+
     fn money(&self, amount_minor: i64) -> Money {
         Money::new(amount_minor, self.config.currency.clone())
     }
@@ -355,5 +369,113 @@ impl PaymentsService {
             });
         }
         self.payment(order_id, row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::connection::SimpleConnection;
+    use shop_identity::{AccessToken, Credentials, NewUser, User};
+    use shop_kernel::Page;
+    use shop_kernel::events::{FailingQuery, PendingEvent, ResubmitEvents, Resubmitted};
+    use shop_kernel::jwks::Jwks;
+
+    /// Identity, unreachable: the purge needs none of it.
+    struct NoIdentity;
+
+    #[async_trait::async_trait]
+    impl IdentityApi for NoIdentity {
+        async fn register(&self, _: &RequestContext, _: NewUser) -> Result<User, IdentityError> {
+            Err(IdentityError::Unavailable("none".into()))
+        }
+        async fn issue_token(
+            &self,
+            _: &RequestContext,
+            _: Credentials,
+        ) -> Result<AccessToken, IdentityError> {
+            Err(IdentityError::Unavailable("none".into()))
+        }
+        async fn me(&self, _: &RequestContext) -> Result<User, IdentityError> {
+            Err(IdentityError::Unavailable("none".into()))
+        }
+        async fn get_user(&self, _: &RequestContext, _: Uuid) -> Result<User, IdentityError> {
+            Err(IdentityError::Unavailable("none".into()))
+        }
+        async fn jwks(&self, _: &RequestContext) -> Result<Jwks, IdentityError> {
+            Err(IdentityError::Unavailable("none".into()))
+        }
+        async fn ensure_admin(
+            &self,
+            _: &RequestContext,
+            _: String,
+            _: String,
+        ) -> Result<User, IdentityError> {
+            Err(IdentityError::Unavailable("none".into()))
+        }
+        async fn failing_events(
+            &self,
+            _: &RequestContext,
+            _: FailingQuery,
+        ) -> Result<Page<PendingEvent>, IdentityError> {
+            Err(IdentityError::Unavailable("none".into()))
+        }
+        async fn resubmit_event(
+            &self,
+            _: &RequestContext,
+            _: Uuid,
+        ) -> Result<PendingEvent, IdentityError> {
+            Err(IdentityError::Unavailable("none".into()))
+        }
+        async fn resubmit_events(
+            &self,
+            _: &RequestContext,
+            _: ResubmitEvents,
+        ) -> Result<Resubmitted, IdentityError> {
+            Err(IdentityError::Unavailable("none".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn idempotency_keys_older_than_a_day_are_purged_and_younger_ones_kept()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = std::env::temp_dir().join(format!("shop-payments-{}", Uuid::now_v7()));
+        let db = Database::connect(&format!("sqlite://{}/t.db", dir.display()), 2)?;
+        db.get()?.batch_execute(include_str!(
+            "../../../migrations/payments/sqlite/2026-11-26-000400_create_payments/up.sql"
+        ))?;
+        let payments = PaymentsService::new(
+            db.clone(),
+            PaymentsConfig {
+                currency: "EUR".into(),
+            },
+            Arc::new(NoIdentity),
+        );
+        let now = db::now();
+        {
+            let mut conn = db.get()?;
+            let day = chrono::Duration::days(1);
+            for (key, at) in [
+                ("old", now - day - chrono::Duration::minutes(1)),
+                ("young", now - day + chrono::Duration::minutes(1)),
+            ] {
+                IDEMPOTENCY_KEYS.claim(&mut conn, "admin", key, "{}", at)?;
+            }
+        }
+        assert_eq!(payments.purge_idempotency_keys().await?, 1);
+        assert_eq!(payments.purge_idempotency_keys().await?, 0);
+        let mut conn = db.get()?;
+        assert_eq!(
+            IDEMPOTENCY_KEYS.claim(&mut conn, "admin", "young", "{\"other\":1}", now)?,
+            idempotency::Claim::Reused,
+            "the young key is still known"
+        );
+        assert_eq!(
+            IDEMPOTENCY_KEYS.claim(&mut conn, "admin", "old", "{\"other\":1}", now)?,
+            idempotency::Claim::New,
+            "the old key is forgotten"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
     }
 }

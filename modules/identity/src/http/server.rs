@@ -128,6 +128,11 @@ shop_kernel::event_admin_routes! {
         "/api/v1/admin/events/identity/{id}/resubmit",
         "Makes an undelivered identity event due again now (admin)."
     ),
+    resubmit_all: (
+        "resubmit_identity_events",
+        "/api/v1/admin/events/identity/resubmit",
+        "Makes identity's undelivered events that failed due again now (admin): all, those of one type, or only the parked ones."
+    ),
 }
 
 /// Registers the public routes (needs `web::Data<dyn IdentityApi>` in app data).
@@ -138,7 +143,8 @@ pub fn public_routes(cfg: &mut ServiceConfig) {
         .service(get_user)
         .service(get_jwks)
         .service(event_admin::list)
-        .service(event_admin::resubmit);
+        .service(event_admin::resubmit)
+        .service(event_admin::resubmit_all);
 }
 
 pub use crate::api::internal_routes;

@@ -1,22 +1,32 @@
 //! A module's transactional outbox: events are written in the transaction of the change that causes them,
 //! and a relay claims, delivers and marks them. Each publishing module has its own table, with these
-//! columns:
+//! columns and indexes:
 //!
 //! ```sql
 //! CREATE TABLE <module>_outbox (
 //!     id TEXT PRIMARY KEY,            -- the event id (UUID v7)
 //!     event_type TEXT NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL,
 //!     occurred_at TIMESTAMP NOT NULL,
-//!     attempts INTEGER NOT NULL,      -- failed deliveries so far
+//!     attempts INTEGER NOT NULL,      -- failed deliveries so far (since the last resubmit)
+//!     refusals INTEGER NOT NULL,      -- of which permanent refusals: parked at MAX_ATTEMPTS
 //!     next_attempt_at TIMESTAMP NULL, -- due time; NULL once delivered or parked
 //!     last_error TEXT NULL,
 //!     delivered_at TIMESTAMP NULL);
-//! CREATE INDEX <module>_outbox_due ON <module>_outbox (next_attempt_at);
+//! -- the relay's claim, in due order
+//! CREATE INDEX <module>_outbox_due ON <module>_outbox (next_attempt_at, id) WHERE next_attempt_at IS NOT NULL;
+//! -- the backlog gauge, the failing list and bulk resubmits read only undelivered events
+//! CREATE INDEX <module>_outbox_undelivered ON <module>_outbox (id) WHERE delivered_at IS NULL;
+//! -- the purge of old delivered events
+//! CREATE INDEX <module>_outbox_delivered ON <module>_outbox (delivered_at) WHERE delivered_at IS NOT NULL;
 //! ```
 //!
 //! A claim moves `next_attempt_at` a lease ahead, so a relay that dies mid-delivery leaves the event due
 //! again when the lease ends. On PostgreSQL the claim skips rows another relay is claiming
 //! (`FOR UPDATE SKIP LOCKED`); on SQLite claims are serialized by the write lock.
+//!
+//! Partial indexes serve a statement only when it writes their condition (or a comparison that implies
+//! `IS NOT NULL`) as a literal: plans do not depend on bound values here (`tests/plans.rs` plans every
+//! statement below among a million delivered events).
 
 use std::time::Duration;
 
@@ -25,17 +35,47 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
 use uuid::Uuid;
 
-use super::{Event, FailingQuery, PendingEvent};
+use super::{
+    DeliveryError, Event, EventInfo, FailingQuery, PendingEvent, ResubmitEvents, Resubmitted,
+};
 use crate::db::{Database, DbConn, DbError};
 use crate::page::checked_id_page;
 use crate::{FieldError, Page};
 
-/// After this many failed deliveries an event is parked: no more automatic attempts until an operator
-/// resubmits it.
+/// After this many permanent refusals (a subscriber answered that it will not take the event) an event is
+/// parked: no more automatic attempts until an operator resubmits it. Transient failures (a subscriber that
+/// is down) never park: those events wait, with capped backoff, until the subscriber is back.
 pub const MAX_ATTEMPTS: i32 = 12;
 
-/// Failures after which an event is listed as failing (it is still retried until [`MAX_ATTEMPTS`]).
+/// Failures after which an event is listed as failing (it is still retried).
 pub const FAILING_AFTER: i32 = 3;
+
+/// The wait before the next attempt of a failed delivery: `base` doubling per failure, at most `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The wait after the first failure.
+    pub base: Duration,
+    /// The longest wait, however many failures.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    /// 1 s doubling to 10 min.
+    fn default() -> Self {
+        Backoff {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait after `failures` failed deliveries (1 or more).
+    pub fn after(&self, failures: i32) -> Duration {
+        let doublings = failures.saturating_sub(1).clamp(0, 30) as u32;
+        self.base.saturating_mul(1 << doublings).min(self.max)
+    }
+}
 
 /// A module's outbox table.
 #[derive(Debug, Clone, Copy)]
@@ -104,12 +144,6 @@ fn stored_id(id: &str) -> Result<Uuid, diesel::result::Error> {
     Uuid::parse_str(id).map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
 }
 
-/// The wait before attempt `attempts + 1`: 1 s doubling per failure, at most 10 min.
-pub fn backoff(attempts: i32) -> Duration {
-    let exponent = attempts.clamp(0, 10) as u32;
-    Duration::from_secs((1u64 << exponent).min(600))
-}
-
 fn plus(at: NaiveDateTime, d: Duration) -> NaiveDateTime {
     at + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
@@ -150,6 +184,10 @@ impl Outbox {
     }
 
     /// Claims up to `limit` due events for `lease` (one statement; run it outside a longer transaction).
+    ///
+    /// The limit is written into the statement: bound, PostgreSQL's generic plan guesses a tenth of a
+    /// third of the table and hashes the whole outbox to find those rows again; written, it looks each of
+    /// the few up by id (tests/plans.rs).
     pub fn claim(
         &self,
         conn: &mut DbConn,
@@ -165,15 +203,15 @@ impl Outbox {
             conn,
             &format!(
                 "UPDATE {t} SET next_attempt_at = $1 WHERE id IN (SELECT id FROM {t} \
-                 WHERE next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $3{lock}) \
+                 WHERE next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT {limit}{lock}) \
                  RETURNING id, event_type, version, payload, occurred_at",
-                t = self.table
+                t = self.table,
+                limit = limit.max(0),
             ),
         );
         let mut rows = diesel::sql_query(claim)
             .bind::<Timestamp, _>(plus(now, lease))
             .bind::<Timestamp, _>(now)
-            .bind::<BigInt, _>(limit)
             .load::<Row>(conn)?;
         rows.sort_by(|a, b| a.id.cmp(&b.id));
         rows.into_iter()
@@ -224,43 +262,52 @@ impl Outbox {
             .map(|_| ())
     }
 
-    /// Records a failed delivery: due again after a backoff, or parked after [`MAX_ATTEMPTS`].
+    /// Records a failed delivery: due again after `backoff`, or, on the [`MAX_ATTEMPTS`]th permanent refusal,
+    /// parked. A transient failure never parks.
     pub fn failed(
         &self,
         conn: &mut DbConn,
         id: Uuid,
-        error: &str,
+        error: &DeliveryError,
+        backoff: Backoff,
         now: NaiveDateTime,
     ) -> QueryResult<()> {
         let select = sql(
             conn,
-            &format!("SELECT attempts FROM {} WHERE id = $1", self.table),
+            &format!(
+                "SELECT attempts, refusals FROM {} WHERE id = $1",
+                self.table
+            ),
         );
         #[derive(QueryableByName)]
-        struct Attempts {
+        struct Counts {
             #[diesel(sql_type = Integer)]
             attempts: i32,
+            #[diesel(sql_type = Integer)]
+            refusals: i32,
         }
-        let Some(Attempts { attempts }) = diesel::sql_query(select)
+        let Some(Counts { attempts, refusals }) = diesel::sql_query(select)
             .bind::<Text, _>(id.to_string())
-            .get_result::<Attempts>(conn)
+            .get_result::<Counts>(conn)
             .optional()?
         else {
             return Ok(());
         };
         let attempts = attempts.saturating_add(1);
-        let next = (attempts < MAX_ATTEMPTS).then(|| plus(now, backoff(attempts - 1)));
+        let refusals = refusals.saturating_add(i32::from(error.is_permanent()));
+        let next = (refusals < MAX_ATTEMPTS).then(|| plus(now, backoff.after(attempts)));
         let update = sql(
             conn,
             &format!(
-                "UPDATE {} SET attempts = $1, next_attempt_at = $2, last_error = $3 \
-                 WHERE id = $4 AND delivered_at IS NULL",
+                "UPDATE {} SET attempts = $1, refusals = $2, next_attempt_at = $3, last_error = $4 \
+                 WHERE id = $5 AND delivered_at IS NULL",
                 self.table
             ),
         );
-        let error: String = error.chars().take(1000).collect();
+        let error: String = error.to_string().chars().take(1000).collect();
         diesel::sql_query(update)
             .bind::<Integer, _>(attempts)
+            .bind::<Integer, _>(refusals)
             .bind::<Nullable<Timestamp>, _>(next)
             .bind::<Text, _>(error)
             .bind::<Text, _>(id.to_string())
@@ -305,7 +352,7 @@ impl Outbox {
         let update = sql(
             conn,
             &format!(
-                "UPDATE {} SET attempts = 0, next_attempt_at = $1 WHERE id = $2 \
+                "UPDATE {} SET attempts = 0, refusals = 0, next_attempt_at = $1 WHERE id = $2 \
                  AND delivered_at IS NULL RETURNING id, event_type, version, occurred_at, attempts, \
                  next_attempt_at, last_error",
                 self.table
@@ -318,6 +365,40 @@ impl Outbox {
             .optional()?
             .map(pending)
             .transpose()
+    }
+
+    /// Makes every undelivered event that failed at least once due now with a fresh count of attempts: only
+    /// those of `event_type` when given, only parked ones when `parked_only`. Returns how many.
+    pub fn resubmit_failed(
+        &self,
+        conn: &mut DbConn,
+        event_type: Option<&str>,
+        parked_only: bool,
+        now: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        let update = sql(
+            conn,
+            &format!(
+                "UPDATE {} SET attempts = 0, refusals = 0, next_attempt_at = $1 \
+                 WHERE delivered_at IS NULL AND attempts > 0{}{}",
+                self.table,
+                if event_type.is_some() {
+                    " AND event_type = $2"
+                } else {
+                    ""
+                },
+                if parked_only {
+                    " AND next_attempt_at IS NULL"
+                } else {
+                    ""
+                },
+            ),
+        );
+        let query = diesel::sql_query(update).bind::<Timestamp, _>(now);
+        match event_type {
+            Some(event_type) => query.bind::<Text, _>(event_type).execute(conn),
+            None => query.execute(conn),
+        }
     }
 
     /// How many events wait, and since when.
@@ -335,17 +416,31 @@ impl Outbox {
     }
 
     /// Deletes events delivered before `cutoff`; returns how many. Undelivered events are kept.
+    ///
+    /// A thousand at a time, oldest first, each batch a statement of its own: a purge that finds a week of
+    /// events to delete (the first after a long stop) holds no lock for long, and SQLite's writers wait
+    /// for a batch, not for the whole purge. The batch is written into the statement, so that PostgreSQL's
+    /// generic plan looks up that many rows by id rather than hashing the table (tests/plans.rs).
     pub fn purge(&self, conn: &mut DbConn, cutoff: NaiveDateTime) -> QueryResult<usize> {
+        const BATCH: usize = 1000;
         let delete = sql(
             conn,
             &format!(
-                "DELETE FROM {} WHERE delivered_at IS NOT NULL AND delivered_at < $1",
-                self.table
+                "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE delivered_at IS NOT NULL \
+                 AND delivered_at < $1 ORDER BY delivered_at LIMIT {BATCH})",
+                t = self.table
             ),
         );
-        diesel::sql_query(delete)
-            .bind::<Timestamp, _>(cutoff)
-            .execute(conn)
+        let mut purged = 0;
+        loop {
+            let deleted = diesel::sql_query(&delete)
+                .bind::<Timestamp, _>(cutoff)
+                .execute(conn)?;
+            purged += deleted;
+            if deleted < BATCH {
+                return Ok(purged);
+            }
+        }
     }
 }
 
@@ -375,6 +470,51 @@ impl Outbox {
             })
             .await?;
         Ok(Page::from_rows(rows, limit, |e| e.id.simple().to_string()))
+    }
+
+    /// Resubmits failed events in bulk (see [`resubmit_failed`](Self::resubmit_failed)), for the operator's
+    /// `POST /api/v1/admin/events/<module>/resubmit`. `published` is the module's `EVENTS`: any other
+    /// `event_type` is refused with `invalid` (the module's validation error, 422).
+    pub async fn resubmit_in_bulk<E>(
+        &self,
+        db: &Database,
+        request: ResubmitEvents,
+        published: &[EventInfo],
+        invalid: fn(Vec<FieldError>) -> E,
+    ) -> Result<Resubmitted, E>
+    where
+        E: From<DbError> + Send + 'static,
+    {
+        if let Some(event_type) = &request.event_type
+            && !published.iter().any(|info| info.name == event_type)
+        {
+            let mut known: Vec<&str> = published.iter().map(|info| info.name).collect();
+            known.dedup();
+            return Err(invalid(vec![FieldError::new(
+                "event_type",
+                format!(
+                    "must be one of the types this module publishes: {}",
+                    known.join(", ")
+                ),
+            )]));
+        }
+        let outbox = *self;
+        let parked_only = request.parked_only.unwrap_or(false);
+        let resubmitted = db
+            .run(move |conn| {
+                outbox
+                    .resubmit_failed(
+                        conn,
+                        request.event_type.as_deref(),
+                        parked_only,
+                        crate::db::now(),
+                    )
+                    .map_err(|e| E::from(DbError::from(e)))
+            })
+            .await?;
+        Ok(Resubmitted {
+            resubmitted: u64::try_from(resubmitted).unwrap_or(u64::MAX),
+        })
     }
 
     /// Resubmits an undelivered event now (see [`resubmit`](Self::resubmit)).
@@ -409,9 +549,11 @@ fn pending(row: PendingRow) -> QueryResult<PendingEvent> {
 #[cfg(test)]
 pub(crate) const TEST_TABLE_SQL: &str = "CREATE TABLE test_outbox (id TEXT PRIMARY KEY, \
     event_type TEXT NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL, \
-    occurred_at TIMESTAMP NOT NULL, attempts INTEGER NOT NULL, next_attempt_at TIMESTAMP NULL, \
-    last_error TEXT NULL, delivered_at TIMESTAMP NULL); \
-    CREATE INDEX test_outbox_due ON test_outbox (next_attempt_at)";
+    occurred_at TIMESTAMP NOT NULL, attempts INTEGER NOT NULL, refusals INTEGER NOT NULL DEFAULT 0, \
+    next_attempt_at TIMESTAMP NULL, last_error TEXT NULL, delivered_at TIMESTAMP NULL); \
+    CREATE INDEX test_outbox_due ON test_outbox (next_attempt_at, id) WHERE next_attempt_at IS NOT NULL; \
+    CREATE INDEX test_outbox_undelivered ON test_outbox (id) WHERE delivered_at IS NULL; \
+    CREATE INDEX test_outbox_delivered ON test_outbox (delivered_at) WHERE delivered_at IS NOT NULL";
 
 #[cfg(test)]
 mod tests {
@@ -441,14 +583,26 @@ mod tests {
         Ok((db, dir))
     }
 
+    fn ping(n: u32, now: NaiveDateTime) -> Result<Event, DbError> {
+        Event::new(&Ping { n }, now.and_utc()).map_err(|e| DbError::Connection(e.to_string()))
+    }
+
+    fn down() -> DeliveryError {
+        DeliveryError::Transient("subscriber: 503 unavailable".into())
+    }
+
+    fn refused() -> DeliveryError {
+        DeliveryError::Permanent("subscriber: 422 validation_failed".into())
+    }
+
     #[test]
     fn claimed_events_are_leased_retried_with_backoff_parked_and_resubmitted() -> Result<(), DbError>
     {
         let (db, dir) = database()?;
         let mut conn = db.get()?;
         let now = crate::db::now();
-        let event = Event::new(&Ping { n: 1 }, now.and_utc())
-            .map_err(|e| DbError::Connection(e.to_string()))?;
+        let backoff = Backoff::default();
+        let event = ping(1, now)?;
         OUTBOX.publish(&mut conn, &event)?;
         let lease = Duration::from_secs(30);
         let claimed = OUTBOX.claim(&mut conn, now, lease, 10)?;
@@ -464,7 +618,7 @@ mod tests {
             "due again when the lease ends"
         );
         for attempt in 0..MAX_ATTEMPTS {
-            OUTBOX.failed(&mut conn, event.id, "subscriber down", now)?;
+            OUTBOX.failed(&mut conn, event.id, &refused(), backoff, now)?;
             if attempt + 1 == FAILING_AFTER {
                 assert_eq!(OUTBOX.failing(&mut conn, None, 10)?.len(), 1);
             }
@@ -472,6 +626,10 @@ mod tests {
         let parked = OUTBOX.failing(&mut conn, None, 10)?;
         assert_eq!(parked[0].next_attempt_at, None, "parked");
         assert_eq!(parked[0].attempts, MAX_ATTEMPTS as u32);
+        assert_eq!(
+            parked[0].last_error.as_deref(),
+            Some("subscriber: 422 validation_failed")
+        );
         let far = plus(now, Duration::from_secs(365 * 86_400));
         assert!(OUTBOX.claim(&mut conn, far, lease, 10)?.is_empty());
         assert_eq!(
@@ -493,9 +651,105 @@ mod tests {
     }
 
     #[test]
+    fn an_outage_never_parks_and_only_repeated_refusals_do() -> Result<(), DbError> {
+        let (db, dir) = database()?;
+        let mut conn = db.get()?;
+        let now = crate::db::now();
+        let backoff = Backoff::default();
+        let event = ping(1, now)?;
+        OUTBOX.publish(&mut conn, &event)?;
+        // Hours of outage: far more failures than MAX_ATTEMPTS, each due again after at most the cap.
+        for _ in 0..5 * MAX_ATTEMPTS {
+            OUTBOX.failed(&mut conn, event.id, &down(), backoff, now)?;
+        }
+        let waiting = OUTBOX.failing(&mut conn, None, 10)?;
+        assert_eq!(waiting[0].attempts, 5 * MAX_ATTEMPTS as u32);
+        assert_eq!(
+            waiting[0].next_attempt_at.map(|at| at.naive_utc()),
+            Some(plus(now, backoff.max)),
+            "due again after the cap, not parked"
+        );
+        // The subscriber is back but refuses this event: parked after MAX_ATTEMPTS refusals, not at once.
+        for refusal in 1..=MAX_ATTEMPTS {
+            OUTBOX.failed(&mut conn, event.id, &refused(), backoff, now)?;
+            let next = OUTBOX.failing(&mut conn, None, 10)?[0].next_attempt_at;
+            assert_eq!(next.is_none(), refusal == MAX_ATTEMPTS, "refusal {refusal}");
+        }
+        OUTBOX.failed(&mut conn, event.id, &down(), backoff, now)?;
+        let parked = OUTBOX.failing(&mut conn, None, 10)?;
+        assert_eq!(parked[0].next_attempt_at, None, "stays parked");
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
+
+    #[test]
+    fn failed_events_are_resubmitted_in_bulk_by_type_and_parked_or_not() -> Result<(), DbError> {
+        let (db, dir) = database()?;
+        let mut conn = db.get()?;
+        let now = crate::db::now();
+        let backoff = Backoff::default();
+        let (waiting, parked, fresh, delivered) =
+            (ping(1, now)?, ping(2, now)?, ping(3, now)?, ping(4, now)?);
+        let mut other = ping(5, now)?;
+        other.event_type = "test.pong".into();
+        for event in [&waiting, &parked, &fresh, &delivered, &other] {
+            OUTBOX.publish(&mut conn, event)?;
+        }
+        OUTBOX.failed(&mut conn, waiting.id, &down(), backoff, now)?;
+        OUTBOX.failed(&mut conn, other.id, &down(), backoff, now)?;
+        for _ in 0..MAX_ATTEMPTS {
+            OUTBOX.failed(&mut conn, parked.id, &refused(), backoff, now)?;
+        }
+        OUTBOX.failed(&mut conn, delivered.id, &down(), backoff, now)?;
+        OUTBOX.delivered(&mut conn, delivered.id, now)?;
+
+        let later = plus(now, Duration::from_secs(1));
+        assert_eq!(
+            OUTBOX.resubmit_failed(&mut conn, Some("test.ping"), true, later)?,
+            1,
+            "the parked one"
+        );
+        assert_eq!(
+            OUTBOX.resubmit_failed(&mut conn, Some("test.ping"), false, later)?,
+            1,
+            "the waiting one; the revived one has no failure left, the fresh one none yet"
+        );
+        assert_eq!(
+            OUTBOX.resubmit_failed(&mut conn, None, false, later)?,
+            1,
+            "test.pong"
+        );
+        assert!(
+            OUTBOX.failing(&mut conn, None, 10)?.is_empty(),
+            "fresh counts"
+        );
+        let due: Vec<Uuid> = OUTBOX
+            .claim(&mut conn, later, Duration::from_secs(30), 10)?
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        let mut expected = vec![waiting.id, parked.id, fresh.id, other.id];
+        expected.sort();
+        assert_eq!(
+            due, expected,
+            "every undelivered event due now, none delivered twice"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
+
+    #[test]
     fn backoff_doubles_and_is_capped() {
-        assert_eq!(backoff(0), Duration::from_secs(1));
-        assert_eq!(backoff(3), Duration::from_secs(8));
-        assert_eq!(backoff(50), Duration::from_secs(600));
+        let backoff = Backoff::default();
+        assert_eq!(backoff.after(1), Duration::from_secs(1));
+        assert_eq!(backoff.after(4), Duration::from_secs(8));
+        assert_eq!(backoff.after(50), Duration::from_secs(600));
+        assert_eq!(backoff.after(i32::MAX), Duration::from_secs(600));
+        let fast = Backoff {
+            base: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+        };
+        assert_eq!(fast.after(2), Duration::from_millis(20));
+        assert_eq!(fast.after(13), Duration::from_millis(50));
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::EventDelivery;
-use super::outbox::{Backlog, Outbox};
+use super::outbox::{Backlog, Backoff, Outbox};
 use crate::db::{Database, DbError};
 
 /// Events claimed per round.
@@ -20,6 +20,8 @@ pub struct Relay {
     delivery: Arc<dyn EventDelivery>,
     /// How long a claim holds an event; a relay that dies mid-delivery leaves it due again after this.
     lease: Duration,
+    /// The wait after a failed delivery.
+    backoff: Backoff,
 }
 
 /// What one round did.
@@ -27,7 +29,8 @@ pub struct Relay {
 pub struct Round {
     /// Events handed to every subscriber.
     pub delivered: usize,
-    /// Events that some subscriber refused or did not answer (retried later).
+    /// Events that some subscriber refused or did not answer (retried later; parked after repeated
+    /// refusals).
     pub failed: usize,
 }
 
@@ -39,13 +42,15 @@ impl Round {
 }
 
 impl Relay {
-    /// The relay of `module`'s `outbox` on `db` through `delivery`, claiming events for `lease`.
+    /// The relay of `module`'s `outbox` on `db` through `delivery`, claiming events for `lease` and
+    /// waiting `backoff` after a failure.
     pub fn new(
         module: &'static str,
         db: Database,
         outbox: Outbox,
         delivery: Arc<dyn EventDelivery>,
         lease: Duration,
+        backoff: Backoff,
     ) -> Self {
         Relay {
             module,
@@ -53,6 +58,7 @@ impl Relay {
             outbox,
             delivery,
             lease,
+            backoff,
         }
     }
 
@@ -64,7 +70,7 @@ impl Relay {
     /// Claims a batch of due events and delivers them, one after the other. Past half the lease the rest
     /// are handed back, due at once, so that no claim outlives its lease while this relay still works on it.
     pub async fn round(&self) -> Result<Round, DbError> {
-        let (outbox, lease) = (self.outbox, self.lease);
+        let (outbox, lease, backoff) = (self.outbox, self.lease, self.backoff);
         let started = std::time::Instant::now();
         let events = self
             .db
@@ -95,6 +101,7 @@ impl Relay {
                         module = self.module,
                         event_id = %id,
                         event_type = %event.event_type,
+                        permanent = error.is_permanent(),
                         %error,
                         "event delivery failed; retrying later"
                     );
@@ -111,7 +118,7 @@ impl Relay {
                     for (id, outcome) in outcomes {
                         match outcome {
                             Ok(()) => outbox.delivered(c, id, now)?,
-                            Err(error) => outbox.failed(c, id, &error, now)?,
+                            Err(error) => outbox.failed(c, id, &error, backoff, now)?,
                         }
                     }
                     outbox.release(c, &rest, now)

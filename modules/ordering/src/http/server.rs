@@ -134,6 +134,11 @@ shop_kernel::event_admin_routes! {
         "/api/v1/admin/events/ordering/{id}/resubmit",
         "Makes an undelivered ordering event due again now (admin)."
     ),
+    resubmit_all: (
+        "resubmit_ordering_events",
+        "/api/v1/admin/events/ordering/resubmit",
+        "Makes ordering's undelivered events that failed due again now (admin): all, those of one type, or only the parked ones."
+    ),
 }
 
 /// Registers the public routes (needs `web::Data<dyn OrderingApi>` in app data).
@@ -143,7 +148,8 @@ pub fn public_routes(cfg: &mut ServiceConfig) {
         .service(get_order)
         .service(cancel_order)
         .service(event_admin::list)
-        .service(event_admin::resubmit);
+        .service(event_admin::resubmit)
+        .service(event_admin::resubmit_all);
 }
 
 pub use crate::api::internal_routes;
