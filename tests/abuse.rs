@@ -337,7 +337,7 @@ async fn a_client_dribbling_its_request_head_is_answered_408_or_cut_off_at_the_b
 async fn a_request_worked_on_past_the_handler_bound_is_503_with_retry_after() {
     // Inventory is a silent remote whose own timeout (5 s) lies past the handler bound.
     let app = spawn_with(&[
-        ("SHOP_MODULES", "identity,catalog"),
+        ("SHOP_MODULES", "identity,catalog,notifications"),
         ("SHOP_INVENTORY_URL", &black_hole()),
         ("SHOP_REMOTE_TIMEOUT_MS", "5000"),
         ("SHOP_HTTP_HANDLER_TIMEOUT_MS", "600"),

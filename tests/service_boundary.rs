@@ -547,7 +547,7 @@ async fn a_5xx_body_names_no_internals_quotes_the_request_id_and_its_cause_is_lo
 async fn readiness_answers_at_once_while_a_remote_hangs_and_its_probe_tells_it_later() -> TestResult
 {
     let app = spawn_with(&[
-        ("SHOP_MODULES", "identity,catalog"),
+        ("SHOP_MODULES", "identity,catalog,notifications"),
         ("SHOP_INVENTORY_URL", &black_hole()),
         ("SHOP_REMOTE_TIMEOUT_MS", "1500"),
         ("SHOP_REMOTE_PROBE_INTERVAL_MS", "200"),

@@ -91,7 +91,7 @@ async fn binary_calling(
     command.envs(base_vars(dir, &db.url));
     command
         .env("SHOP_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("SHOP_MODULES", "identity,catalog")
+        .env("SHOP_MODULES", "identity,catalog,notifications")
         .env("SHOP_INVENTORY_URL", inventory_url)
         .env("RUST_LOG", "info");
     for (k, v) in extra {

@@ -433,14 +433,7 @@ pub fn json_config() -> web::JsonConfig {
                     "Unsupported media type",
                     "The body must be JSON (Content-Type: application/json).",
                 ),
-                JsonPayloadError::Deserialize(e) if e.is_data() => {
-                    let mut p = Problem::validation(vec![crate::problem::FieldError::new(
-                        "body",
-                        e.to_string(),
-                    )]);
-                    p.detail = Some(format!("The body does not match the expected shape: {e}"));
-                    p
-                }
+                JsonPayloadError::Deserialize(e) if e.is_data() => misshapen(e),
                 JsonPayloadError::Deserialize(e) => {
                     Problem::bad_request(format!("Malformed JSON: {e}"))
                 }
@@ -448,6 +441,22 @@ pub fn json_config() -> web::JsonConfig {
             };
             HttpProblem::new(problem).into()
         })
+}
+
+/// A body read as a JSON object, then as `T`: for bodies whose fields are all optional, which serde would
+/// also take from a JSON array of the same length (`[null, null]`), against the schema's `object`.
+pub fn from_object<T: serde::de::DeserializeOwned>(
+    object: serde_json::Map<String, serde_json::Value>,
+) -> Result<T, HttpProblem> {
+    serde_json::from_value(serde_json::Value::Object(object))
+        .map_err(|e| HttpProblem::new(misshapen(&e)))
+}
+
+/// 422 for well-formed JSON of the wrong shape (a wrong type, a missing field).
+fn misshapen(e: &serde_json::Error) -> Problem {
+    let mut p = Problem::validation(vec![crate::problem::FieldError::new("body", e.to_string())]);
+    p.detail = Some(format!("The body does not match the expected shape: {e}"));
+    p
 }
 
 /// Path-parameter errors (e.g. a malformed id) become 400 problems.
@@ -583,9 +592,10 @@ macro_rules! event_admin_routes {
             pub async fn resubmit_all(
                 ctx: PublicContext,
                 api: web::Data<dyn $contract>,
-                body: web::Json<ResubmitEvents>,
+                body: web::Json<$crate::__private::serde_json::Map<String, $crate::__private::serde_json::Value>>,
             ) -> Result<HttpResponse, HttpProblem> {
-                let resubmitted = api.resubmit_events(&ctx.0, body.into_inner()).await?;
+                let filter: ResubmitEvents = $crate::http::from_object(body.into_inner())?;
+                let resubmitted = api.resubmit_events(&ctx.0, filter).await?;
                 Ok(HttpResponse::Ok().json(resubmitted))
             }
         }
