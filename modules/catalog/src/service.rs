@@ -65,13 +65,16 @@ impl CatalogApi for CatalogService {
     ) -> Outcome<Page<Product>> {
         let mut errors = Vec::new();
         let (limit, after) = checked_id_page(query.limit, query.cursor.as_deref(), &mut errors);
-        let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-        if q.is_some_and(|q| q.chars().count() > 100) {
+        // Checked as sent, before trimming: some control characters are white space to Unicode (NEL, U+0085)
+        // and trimming would drop them where the documented pattern refuses them.
+        let sent = query.q.as_deref();
+        if sent.is_some_and(|q| q.chars().count() > 100) {
             errors.push(FieldError::new("q", "must be at most 100 characters"));
         }
-        if q.is_some_and(|q| q.chars().any(char::is_control)) {
+        if sent.is_some_and(|q| q.chars().any(char::is_control)) {
             errors.push(FieldError::new("q", "must not contain control characters"));
         }
+        let q = sent.map(str::trim).filter(|q| !q.is_empty());
         let (Some(limit), true) = (limit, errors.is_empty()) else {
             return Err(CatalogError::Validation(errors));
         };
