@@ -218,10 +218,10 @@ async fn listing_shows_active_products_and_searches_name_and_sku() {
     );
 }
 
-/// Search answers from an index on both databases (trigram GIN on PostgreSQL, FTS5 on SQLite) for three
-/// characters or more, and by scanning below that; both must mean the same thing.
+/// Search by words, on both databases and through every topology: what a word is, prefixes, SKUs, the
+/// description, ranking, and following changes.
 #[tokio::test]
-async fn search_is_a_literal_case_insensitive_substring_that_follows_changes() {
+async fn search_matches_words_prefixes_skus_and_descriptions_and_follows_changes() {
     let app = spawn_scenario(&[]).await;
     let admin = app.admin_token().await;
     let mug = app.product(&admin, "MUG-BLUE", "Blue mug", 100).await;
@@ -233,6 +233,15 @@ async fn search_is_a_literal_case_insensitive_substring_that_follows_changes() {
         app.product(&admin, &format!("LAMP-{i}"), &format!("Desk lamp {i}"), 100)
             .await;
     }
+    let described = app
+        .post(
+            "/api/v1/products",
+            Some(&admin),
+            json!({ "sku": "JUG-9", "name": "Milk jug", "description": "Glazed, holds tea for two.",
+                    "price": { "amount_minor": 100, "currency": "EUR" } }),
+        )
+        .await;
+    assert_eq!(described.status, StatusCode::CREATED, "{}", described.body);
     let search = |q: &str| {
         let encoded: String = q
             .bytes()
@@ -249,31 +258,79 @@ async fn search_is_a_literal_case_insensitive_substring_that_follows_changes() {
         async move { app.get(&path, None).await.skus() }
     };
     assert_eq!(search("MUG").await, vec!["MUG-BLUE", "SALE-1"]);
-    assert_eq!(search("\"off\"").await, vec!["SALE-1"], "quotes are text");
-    assert_eq!(search("% \"").await, vec!["SALE-1"]);
-    assert_eq!(search("_c").await, vec!["SALE-1"], "_ is no wildcard");
+    assert_eq!(
+        search("\"off\"").await,
+        vec!["SALE-1"],
+        "quotes are not words"
+    );
+    assert_eq!(
+        search("mug cup").await,
+        vec!["SALE-1"],
+        "every word, any order"
+    );
+    assert_eq!(search("cup mug").await, vec!["SALE-1"]);
+    assert_eq!(
+        search("% \"").await,
+        Vec::<String>::new(),
+        "no word, no match"
+    );
+    assert_eq!(
+        search("_c").await,
+        vec!["SALE-1", "CAY-1"],
+        "_ is no wildcard"
+    );
     assert_eq!(search("ÇAY").await, vec!["CAY-1"]);
-    assert_eq!(search("çay gl").await, vec!["CAY-1"]);
-    assert_eq!(search("mug cup").await, Vec::<String>::new());
-    assert_eq!(search("sk lamp 1").await, vec!["LAMP-1"]);
+    assert_eq!(
+        search("çay gl").await,
+        vec!["CAY-1"],
+        "the last word a prefix"
+    );
+    assert_eq!(search("gl ça").await, vec!["CAY-1"], "every word a prefix");
+    assert_eq!(
+        search("lass").await,
+        Vec::<String>::new(),
+        "a word's start only"
+    );
+    assert_eq!(search("des lamp 1").await, vec!["LAMP-1"]);
+    assert_eq!(search("ug-bl").await, vec!["MUG-BLUE"], "anywhere in a SKU");
+    assert_eq!(search("amp-2").await, vec!["LAMP-2"]);
+    // Names and SKUs first, then descriptions.
+    assert_eq!(search("tea").await, vec!["TEA-1", "JUG-9"]);
+    assert_eq!(search("glazed").await, vec!["JUG-9"]);
+    assert_eq!(
+        search("milk two").await,
+        vec!["JUG-9"],
+        "name and description together"
+    );
 
-    // A renamed product is found by its new name only.
+    // A renamed product is found by its new name, and by its old one only where the SKU still holds it.
     let id = mug["id"].as_str().unwrap_or_default();
     let renamed = app
         .patch(
             &format!("/api/v1/products/{id}"),
             Some(&admin),
-            json!({ "name": "Navy cup" }),
+            json!({ "name": "Navy cup", "description": "Once sold as a bright mug." }),
         )
         .await;
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
-    assert_eq!(search("blue mug").await, Vec::<String>::new());
     assert_eq!(search("navy").await, vec!["MUG-BLUE"]);
+    assert_eq!(search("cup").await, vec!["MUG-BLUE", "SALE-1"]);
     assert_eq!(
-        search("blue").await,
+        search("blue mug").await,
         vec!["MUG-BLUE"],
-        "the SKU still holds it"
+        "the SKU holds both"
     );
+    assert_eq!(search("bright").await, vec!["MUG-BLUE"]);
+    let description_only = app
+        .patch(
+            &format!("/api/v1/products/{id}"),
+            Some(&admin),
+            json!({ "description": "" }),
+        )
+        .await;
+    assert_eq!(description_only.status, StatusCode::OK);
+    assert_eq!(search("bright").await, Vec::<String>::new());
+    assert_eq!(search("once sold").await, Vec::<String>::new());
 
     // Search results page like the listing.
     let first = app.get("/api/v1/products?q=lamp&limit=2", None).await;
@@ -374,7 +431,14 @@ async fn control_characters_are_refused_not_stored() {
             .assert_problem(422, "validation_failed");
     }
     // A cursor is 32 hex digits; anything else is refused, never looked up.
-    for bad in ["AA", "", "%00", "0123456789abcdef0123456789abcdeg"] {
+    // A second-tier cursor (a 2 before the id) belongs to a search, not to the listing.
+    for bad in [
+        "AA",
+        "",
+        "%00",
+        "0123456789abcdef0123456789abcdeg",
+        "20123456789abcdef0123456789abcdef",
+    ] {
         app.get(&format!("/api/v1/products?cursor={bad}"), None)
             .await
             .assert_problem(422, "validation_failed");

@@ -37,8 +37,33 @@ fn local(local: &Local<'_>) -> Result<Api, StartupError> {
     let config = shop_catalog::CatalogConfig {
         currency: local.config.currency.clone(),
     };
-    let service = shop_catalog::CatalogService::new(local.db.clone(), config);
-    Ok(super::api::<dyn CatalogApi>(std::sync::Arc::new(service)))
+    let service = std::sync::Arc::new(shop_catalog::CatalogService::new(local.db.clone(), config));
+    if let Some(tasks) = local.tasks {
+        // Products stored before word search or under an older cutting rule (or written into the table by
+        // a bulk import), are indexed in batches: at start (the first tick runs at once), then every few
+        // seconds, a tick that finds nothing through a partial index.
+        let indexer = service.clone();
+        tasks.every(
+            "catalog.search_words",
+            std::time::Duration::from_secs(5),
+            move || {
+                let indexer = indexer.clone();
+                async move {
+                    loop {
+                        match indexer.index_stale_words(500).await {
+                            Ok(0) => break,
+                            Ok(n) => tracing::info!(indexed = n, "products indexed for search"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "indexing products for search failed");
+                                break;
+                            }
+                        }
+                    }
+                }
+            },
+        );
+    }
+    Ok(super::api::<dyn CatalogApi>(service))
 }
 
 #[cfg(not(feature = "catalog"))]

@@ -2,7 +2,8 @@
 # How fast are the reads users feel, next to what this box can do at all?
 # Builds the binary, starts one server on PostgreSQL and one on SQLite (loopback, RUST_LOG=warn), seeds
 # products and stock in bulk (10,000, then 1,000,000), and runs wrk on: a product by random id, the first
-# page of the listing, a stock level by random SKU, a search that matches one product, /health/live, and
+# page of the listing, a stock level by random SKU, searches (a word of one product; a colour, one product in
+# 16; both mixed: "chair <word of one product>"), /health/live, and
 # /health/live served by a bare actix-web app in the same process (SHOP_BENCH_BARE_ADDR). In the same
 # sitting, `pgbench -S -M prepared -c 8 -j 2` over TCP without TLS is the ceiling of a one-row read on this
 # PostgreSQL, and a plain actix-web + diesel server (tests/bench/plain-read) serves the same product read on
@@ -124,53 +125,85 @@ PY
 
 # Bulk seed: products 00000000-0000-7000-8000-<n as 12 hex digits> with SKU-<n as 7 digits>, and stock for
 # each. A name holds a colour (one product in 16) and a six-letter word computed from n, about one in 300
-# million: a search for it matches one product at any size, as a search for a model name does, and its
-# trigrams are spread like a word's, not shared by every product as the digits of padded numbers are.
+# million: a search for it matches one product at any size, as a search for a model name does. The rows get
+# the words the catalog would cut (modules/catalog/src/words.rs: runs of letters and digits, lowercased, every
+# suffix of the SKU's words) and the vocabulary their counts, as the catalog's own writes leave them.
 NAMES="'red','blue','green','black','white','steel','oak','linen','wool','glass','stone','brass','cedar','silk','clay','iron'"
 # The word of product n: h = n * 2654435761 mod 2^32, written as six base-26 letters (least significant first).
 pg_word() { local out="" k; for k in 0 1 2 3 4 5; do out="$out || chr((97 + ((n::bigint * 2654435761) % 4294967296 / $((26 ** k))) % 26)::int)"; done; echo "''$out"; }
-sqlite_word() { local out="" k; for k in 0 1 2 3 4 5; do out="$out || char(97 + ((n * 2654435761) % 4294967296 / $((26 ** k))) % 26)"; done; echo "''$out"; }
 seed_postgres() { # url from to
   psql "${1%%\?*}" -q -v ON_ERROR_STOP=1 <<SQL
-INSERT INTO catalog_products (id, sku, name, description, price_minor, currency, active, search_text, created_at, updated_at)
-SELECT id, sku, name, 'A sturdy chair made for benchmarks, number ' || n || '.', 100 + n % 10000, 'EUR', true,
-       lower(name) || ' ' || lower(sku), now(), now()
-FROM (SELECT n, '00000000-0000-7000-8000-' || lpad(to_hex(n), 12, '0') AS id, 'SKU-' || lpad(n::text, 7, '0') AS sku,
-             'Bench ' || (ARRAY[$NAMES])[1 + n % 16] || ' chair ' || ($(pg_word)) AS name
-      FROM generate_series($2, $3) AS n) AS p;
+CREATE TEMP TABLE fresh AS
+SELECT n, id, sku, name, description,
+       array_to_string(ARRAY(SELECT DISTINCT w FROM unnest(title) AS w), ' ') AS title_words,
+       array_to_string(ARRAY(SELECT DISTINCT w FROM unnest(title || ARRAY['a', 'sturdy', 'made', 'for', 'benchmarks', 'number', n::text]) AS w), ' ') AS all_words
+FROM (SELECT n, id, sku, name, 'A sturdy chair made for benchmarks, number ' || n || '.' AS description,
+             ARRAY['bench', colour, 'chair', word, 'sku', 'ku', 'u'] ||
+               ARRAY(SELECT substr(lpad(n::text, 7, '0'), k) FROM generate_series(1, 7) AS k) AS title
+      FROM (SELECT n, '00000000-0000-7000-8000-' || lpad(to_hex(n), 12, '0') AS id, 'SKU-' || lpad(n::text, 7, '0') AS sku,
+                   (ARRAY[$NAMES])[1 + n % 16] AS colour, $(pg_word) AS word,
+                   'Bench ' || (ARRAY[$NAMES])[1 + n % 16] || ' chair ' || ($(pg_word)) AS name
+            FROM generate_series($2, $3) AS n) AS named) AS worded;
+INSERT INTO catalog_products (id, sku, name, description, price_minor, currency, active, title_words, all_words, words_version, created_at, updated_at)
+SELECT id, sku, name, description, 100 + n % 10000, 'EUR', true, title_words, all_words, 1, now(), now() FROM fresh;
+INSERT INTO catalog_search_words (word, titles, products)
+SELECT word, count(*) FILTER (WHERE ' ' || title_words || ' ' LIKE '% ' || word || ' %'), count(*)
+FROM fresh, unnest(string_to_array(all_words, ' ')) AS word GROUP BY word
+UNION ALL SELECT '', count(*), count(*) FROM fresh
+ON CONFLICT (word) DO UPDATE SET titles = catalog_search_words.titles + excluded.titles,
+                                 products = catalog_search_words.products + excluded.products;
 INSERT INTO inventory_stock (sku, on_hand, reserved, updated_at)
 SELECT 'SKU-' || lpad(n::text, 7, '0'), 1000, 0, now() FROM generate_series($2, $3) AS n;
 VACUUM ANALYZE catalog_products;
+VACUUM ANALYZE catalog_search_words;
 VACUUM ANALYZE inventory_stock;
 -- The bulk load's dirty pages are written now, not by a checkpoint in the middle of a measurement.
 CHECKPOINT;
 SQL
 }
 seed_sqlite() { # file from to
-  python3 - "$1" "$2" "$3" "$NAMES" "$(sqlite_word)" <<'PY'
-import sqlite3, sys
-path, first, last, names, word = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+  python3 - "$1" "$2" "$3" "$NAMES" <<'PY'
+import collections, re, sqlite3, sys
+path, first, last, names = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 names = [n.strip("'") for n in names.split(",")]
+def word(n):
+    h, out = (n * 2654435761) % 4294967296, ""
+    for k in range(6):
+        out += chr(97 + (h // 26 ** k) % 26)
+    return out
+def words(text):
+    return re.findall(r"[a-z0-9]+", text.lower())
+counts = collections.defaultdict(lambda: [0, 0])
+def rows():
+    for n in range(first, last + 1):
+        sku, name = f"SKU-{n:07d}", f"Bench {names[n % 16]} chair {word(n)}"
+        description = f"A sturdy chair made for benchmarks, number {n}."
+        title = set(words(name)) | {w[i:] for w in words(sku) for i in range(len(w))}
+        every = title | set(words(description))
+        for w in title:
+            counts[w][0] += 1
+        for w in every:
+            counts[w][1] += 1
+        yield (f"00000000-0000-7000-8000-{n:012x}", sku, name, description, 100 + n % 10000,
+               " ".join(sorted(title)), " ".join(sorted(every)))
 db = sqlite3.connect(path, timeout=30)
-db.create_function("colour", 1, lambda n: names[n % 16], deterministic=True)
-db.executescript(f"""
-BEGIN;
-WITH RECURSIVE s(n) AS (SELECT {first} UNION ALL SELECT n + 1 FROM s WHERE n < {last}),
-p AS (SELECT n, printf('00000000-0000-7000-8000-%012x', n) AS id, printf('SKU-%07d', n) AS sku,
-             'Bench ' || colour(n) || ' chair ' || ({word}) AS name FROM s)
-INSERT INTO catalog_products (id, sku, name, description, price_minor, currency, active, search_text, created_at, updated_at)
-SELECT id, sku, name, printf('A sturdy chair made for benchmarks, number %d.', n), 100 + n % 10000, 'EUR', 1,
-       lower(name) || ' ' || lower(sku), datetime('now'), datetime('now')
-FROM p;
-WITH RECURSIVE s(n) AS (SELECT {first} UNION ALL SELECT n + 1 FROM s WHERE n < {last})
-INSERT INTO inventory_stock (sku, on_hand, reserved, updated_at)
-SELECT printf('SKU-%07d', n), 1000, 0, datetime('now') FROM s;
-COMMIT;
-ANALYZE;
-""")
-# A bulk load leaves the FTS5 index in many segments, each of which a search must look in (half the
-# throughput at a million products); merging them is what an operator does after an import.
-db.execute("INSERT INTO catalog_products_search (catalog_products_search) VALUES ('optimize')")
+db.execute("BEGIN")
+db.executemany("""INSERT INTO catalog_products (id, sku, name, description, price_minor, currency, active,
+                  title_words, all_words, words_version, created_at, updated_at)
+                  VALUES (?, ?, ?, ?, ?, 'EUR', 1, ?, ?, 1, datetime('now'), datetime('now'))""", rows())
+counts[""] = [last - first + 1, last - first + 1]
+db.executemany("""INSERT INTO catalog_search_words (word, titles, products) VALUES (?, ?, ?)
+                  ON CONFLICT (word) DO UPDATE SET titles = titles + excluded.titles,
+                                                   products = products + excluded.products""",
+               ((w, t, p) for w, (t, p) in counts.items()))
+db.executemany("INSERT INTO inventory_stock (sku, on_hand, reserved, updated_at) VALUES (?, 1000, 0, datetime('now'))",
+               ((f"SKU-{n:07d}",) for n in range(first, last + 1)))
+db.execute("COMMIT")
+db.execute("ANALYZE")
+# A bulk load leaves the FTS5 indexes in many segments, each of which a search must look in; merging them is
+# what an operator does after an import.
+for table in ("catalog_title_words", "catalog_all_words"):
+    db.execute(f"INSERT INTO {table} ({table}) VALUES ('optimize')")
 db.commit()
 # And the import's pages go from the WAL into the database file, as PostgreSQL's CHECKPOINT above.
 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -212,6 +245,8 @@ end
 function init(args)
   math.randomseed(os.time() * 1000 + (thread_id or 0))
 end
+local colours = {"red", "blue", "green", "black", "white", "steel", "oak", "linen", "wool", "glass", "stone",
+                 "brass", "cedar", "silk", "clay", "iron"}
 -- The six-letter word in product i's name (see the seeding).
 local function word(i)
   local h = (i * 2654435761) % 4294967296
@@ -230,6 +265,10 @@ request = function()
     return wrk.format("GET", string.format("/api/v1/inventory/SKU-%07d", i))
   elseif kind == "search" then
     return wrk.format("GET", "/api/v1/products?q=" .. word(i))
+  elseif kind == "search_common" then
+    return wrk.format("GET", "/api/v1/products?q=" .. colours[1 + i % 16])
+  elseif kind == "search_mixed" then
+    return wrk.format("GET", "/api/v1/products?q=chair%20" .. word(i))
   elseif kind == "listing" then
     return wrk.format("GET", "/api/v1/products?limit=20")
   else
@@ -312,6 +351,8 @@ for BACKEND in $BACKENDS; do
     measure "$tag listing" listing "$size" 64
     measure "$tag inventory" inventory "$size" 64
     measure "$tag search" search "$size" 64
+    measure "$tag search common" search_common "$size" 64
+    measure "$tag search mixed" search_mixed "$size" 64
     if [ "$size" = "${SIZES%% *}" ]; then
       measure "$tag /health/live" live "$size" 64
       measure "$tag bare /health/live" live "$size" 64 "$BARE_PORT"
@@ -346,6 +387,8 @@ for BACKEND in $BACKENDS; do
   echo "  $BACKEND listing / product read:          $(ratio "$BACKEND $first listing" "$BACKEND $first product c=64") [>= 0.7]"
   echo "  $BACKEND inventory read / product read:   $(ratio "$BACKEND $first inventory" "$BACKEND $first product c=64") [>= 1.0]"
   echo "  $BACKEND search / product read:           $(ratio "$BACKEND $first search" "$BACKEND $first product c=64") [>= 0.5]"
+  echo "  $BACKEND search common / product read:    $(ratio "$BACKEND $first search common" "$BACKEND $first product c=64") [>= 0.5]"
+  echo "  $BACKEND search mixed / product read:     $(ratio "$BACKEND $first search mixed" "$BACKEND $first product c=64") [>= 0.5]"
   echo "  $BACKEND /health/live / bare handler:     $(ratio "$BACKEND $first /health/live" "$BACKEND $first bare /health/live") [>= 0.9]"
   if [ "$first" != "$last" ]; then
     echo "  $BACKEND product read at $last / at $first:   $(ratio "$BACKEND $last product c=64" "$BACKEND $first product c=64") [>= 0.9]"
@@ -353,6 +396,8 @@ for BACKEND in $BACKENDS; do
       echo "  pgbench, the same read, at $last / at $first: $(ratio "pgbench product $last" "pgbench product $first") (the database's own drop)"
     fi
     echo "  $BACKEND listing at $last / at $first:        $(ratio "$BACKEND $last listing" "$BACKEND $first listing") [>= 0.9]"
-    echo "  $BACKEND search at $last / at $first:         $(ratio "$BACKEND $last search" "$BACKEND $first search") [flat: >= 0.9]"
+    echo "  $BACKEND search at $last / at $first:         $(ratio "$BACKEND $last search" "$BACKEND $first search") [>= 0.8]"
+    echo "  $BACKEND search common at $last / at $first:  $(ratio "$BACKEND $last search common" "$BACKEND $first search common") [>= 0.8]"
+    echo "  $BACKEND search mixed at $last / at $first:   $(ratio "$BACKEND $last search mixed" "$BACKEND $first search mixed") [>= 0.8]"
   fi
 done

@@ -100,14 +100,17 @@ pub struct ProductPatch {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct ProductQuery {
-    /// Case-insensitive search in name and SKU (at most 100 characters, no control characters).
+    /// Search, at most 100 characters, no control characters. Words are runs of letters and digits,
+    /// compared lowercased; a product matches when every word of `q` (the first 16) begins a word of its
+    /// name or description, or appears anywhere in its SKU. Products matching every word in their name or
+    /// SKU come first, then those matched with their description's help; each group oldest first.
     #[param(max_length = 100, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub q: Option<String>,
     /// Page size, 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
-    /// Opaque cursor: a previous page's `next_cursor`.
-    #[param(pattern = "^[0-9a-fA-F]{32}$")]
+    /// Opaque cursor: a previous page's `next_cursor` (of the same `q`).
+    #[param(pattern = "^2?[0-9a-fA-F]{32}$")]
     pub cursor: Option<String>,
 }
 
@@ -118,7 +121,7 @@ shop_kernel::contract! {
         error = CatalogError;
         client = CatalogClient;
 
-        /// Active products, oldest first, optionally filtered by `q`; anyone. Read-only.
+        /// Active products, oldest first; with `q`, those matching it, best first; anyone. Read-only.
         Read fn list_products(query: ProductQuery) -> Page<Product>, for [Anyone];
 
         /// One product, active or not; anyone. Read-only.

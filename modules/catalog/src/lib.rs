@@ -7,9 +7,13 @@ mod api;
 mod error;
 pub mod http;
 #[cfg(feature = "local")]
+mod search;
+#[cfg(feature = "local")]
 mod service;
 #[cfg(feature = "local")]
 mod store;
+#[cfg(feature = "local")]
+mod words;
 
 pub use api::*;
 pub use error::CatalogError;
@@ -17,4 +21,4 @@ pub use error::CatalogError;
 pub use service::{CatalogConfig, CatalogService};
 
 /// The tables this module owns; no other module may name them.
-pub const TABLES: &[&str] = &["catalog_products"];
+pub const TABLES: &[&str] = &["catalog_products", "catalog_search_words"];

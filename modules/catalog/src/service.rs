@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::api::{CatalogApi, NewProduct, Product, ProductPatch, ProductQuery};
 use crate::error::CatalogError;
+use crate::search::{self, Position};
 use crate::store::{self, ProductRow};
 
 /// Settings of the catalog implementation.
@@ -22,6 +23,7 @@ pub struct CatalogConfig {
 pub struct CatalogService {
     db: Database,
     config: CatalogConfig,
+    total: std::sync::Arc<search::Total>,
 }
 
 type Outcome<T> = Result<T, CatalogError>;
@@ -43,7 +45,22 @@ fn product(row: ProductRow) -> Outcome<Product> {
 impl CatalogService {
     /// A catalog on `db` (its migrations already applied).
     pub fn new(db: Database, config: CatalogConfig) -> Self {
-        CatalogService { db, config }
+        CatalogService {
+            db,
+            config,
+            total: Default::default(),
+        }
+    }
+
+    /// Indexes the words of up to `batch` products cut under an older rule (or none: rows from before word
+    /// search), in one transaction; returns how many. The composition root calls it until it returns 0.
+    pub async fn index_stale_words(&self, batch: i64) -> Outcome<usize> {
+        self.db
+            .run(move |conn| {
+                write_transaction(conn, |c| store::index_stale(c, batch))
+                    .map_err(CatalogError::from)
+            })
+            .await
     }
 
     fn check_currency(&self, price: &Money, errors: &mut Vec<FieldError>) {
@@ -64,7 +81,12 @@ impl CatalogApi for CatalogService {
         query: ProductQuery,
     ) -> Outcome<Page<Product>> {
         let mut errors = Vec::new();
-        let (limit, after) = checked_id_page(query.limit, query.cursor.as_deref(), &mut errors);
+        // A search's cursor in its second tier is the product's id after a 2.
+        let (cursor_tier, cursor) = match query.cursor.as_deref() {
+            Some(c) if c.len() == 33 && c.starts_with('2') => (2, Some(&c[1..])),
+            other => (1, other),
+        };
+        let (limit, after) = checked_id_page(query.limit, cursor, &mut errors);
         // Checked as sent, before trimming: some control characters are white space to Unicode (NEL, U+0085)
         // and trimming would drop them where the documented pattern refuses them.
         let sent = query.q.as_deref();
@@ -78,21 +100,48 @@ impl CatalogApi for CatalogService {
         let (Some(limit), true) = (limit, errors.is_empty()) else {
             return Err(CatalogError::Validation(errors));
         };
-        let needle = q.map(str::to_lowercase);
-        let rows = self
+        let Some(q) = q.map(str::to_string) else {
+            if cursor_tier != 1 {
+                return Err(CatalogError::Validation(vec![FieldError::new(
+                    "cursor",
+                    "must be 32 hex digits from next_cursor",
+                )]));
+            }
+            let rows = self
+                .db
+                .run(move |conn| {
+                    store::list_active(conn, after.as_deref(), i64::from(limit) + 1)
+                        .map_err(CatalogError::from)
+                })
+                .await?;
+            let items = rows.into_iter().map(product).collect::<Outcome<Vec<_>>>()?;
+            return Ok(Page::from_rows(items, limit, |p| p.id.simple().to_string()));
+        };
+        let from = Position {
+            tier: cursor_tier,
+            after: after.unwrap_or_default(),
+        };
+        let total = self.total.clone();
+        let hits = self
             .db
             .run(move |conn| {
-                store::list_active(
-                    conn,
-                    needle.as_deref(),
-                    after.as_deref(),
-                    i64::from(limit) + 1,
-                )
-                .map_err(CatalogError::from)
+                search::search(conn, &total, &q, &from, i64::from(limit) + 1)
+                    .map_err(CatalogError::from)
             })
             .await?;
-        let items = rows.into_iter().map(product).collect::<Outcome<Vec<_>>>()?;
-        Ok(Page::from_rows(items, limit, |p| p.id.simple().to_string()))
+        let items = hits
+            .into_iter()
+            .map(|(row, tier)| product(row).map(|p| (p, tier)))
+            .collect::<Outcome<Vec<_>>>()?;
+        // A tier-2 position is written with a leading 2 (`search::Position`).
+        let page = Page::from_rows(items, limit, |(p, tier)| match tier {
+            1 => p.id.simple().to_string(),
+            _ => format!("{tier}{}", p.id.simple()),
+        });
+        Ok(Page {
+            items: page.items.into_iter().map(|(p, _)| p).collect(),
+            next_cursor: page.next_cursor,
+        })
     }
 
     async fn get_product(&self, _ctx: &RequestContext, id: Uuid) -> Outcome<Product> {
@@ -181,8 +230,8 @@ impl CatalogApi for CatalogService {
             .run(move |conn| {
                 write_transaction(conn, |c| -> Outcome<ProductRow> {
                     store::lock(c, &id.to_string())?;
-                    let mut row =
-                        store::by_id(c, &id.to_string())?.ok_or(CatalogError::NotFound)?;
+                    let old = store::by_id(c, &id.to_string())?.ok_or(CatalogError::NotFound)?;
+                    let mut row = old.clone();
                     if let Some(name) = patch.name {
                         row.name = name.trim().to_string();
                     }
@@ -197,7 +246,7 @@ impl CatalogApi for CatalogService {
                         row.active = active;
                     }
                     row.updated_at = db::now();
-                    store::update(c, &row)?;
+                    store::update(c, &old, &row)?;
                     Ok(row)
                 })
             })

@@ -21,7 +21,7 @@ struct ProductPage {
     next_cursor: Option<String>,
 }
 
-/// Lists active products, optionally searching name and SKU.
+/// Lists active products, or searches them (words of name and description, anywhere in the SKU), best first.
 #[utoipa::path(
     tag = "catalog",
     operation_id = "list_products",
