@@ -81,6 +81,7 @@ async fn search_finds_rare_common_and_mixed_words_across_walks_index_and_tiers()
     app.product(&admin, "QX-1", "qx kettle", 100).await;
     app.product(&admin, "ZEBRA-1", "Zebra mug", 100).await;
     app.product(&admin, "RED-1", "Red kettle", 100).await;
+    app.product(&admin, "REDWOOD-1", "Redwood stool", 100).await;
     for (sku, description) in [
         ("STOOL-1", "Sits like a chair, stores like a box."),
         ("RUG-1", "Striped like a zebra."),
@@ -132,9 +133,10 @@ async fn search_finds_rare_common_and_mixed_words_across_walks_index_and_tiers()
         .await;
     assert_eq!(r.skus(), [bulk(1001), bulk(1004), bulk(1007)]);
 
-    // Common, then nothing for thousands of products: the walk gives way to the index for the rest.
+    // Common, then nothing for thousands of products: the walk gives way to the index for the rest. "red"
+    // begins two stored words (red, redwood): SQLite reads them through its prefix index.
     let mut red: Vec<String> = (1..=1000).filter(|n| *n != 10).map(bulk).collect();
-    red.push("RED-1".into());
+    red.extend(["RED-1".to_string(), "REDWOOD-1".to_string()]);
     assert_eq!(every_page(&app, "red", 100).await.0, red);
     assert_eq!(
         every_page(&app, "RE", 100).await.0,

@@ -460,16 +460,29 @@ impl TestApp {
         r.body
     }
 
-    /// Credits `amount` (minor units) to `user`'s wallet as `admin`.
+    /// Credits `amount` (minor units) to `user`'s wallet as `admin`. A 503 (a split's remote hop timed out
+    /// on a loaded machine) is retried after its `Retry-After`, as a client would: the Idempotency-Key makes
+    /// the repeat credit once.
     pub async fn fund(&self, admin: &str, user: &str, amount: i64) {
-        let r = self
-            .post(
-                &format!("/api/v1/wallets/{user}/credits"),
-                Some(admin),
-                json!({ "amount_minor": amount, "reason": "test funds" }),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "credit failed: {}", r.body);
+        let key = uuid::Uuid::now_v7().to_string();
+        for _ in 0..5 {
+            let r = self
+                .request_with(
+                    Method::POST,
+                    &format!("/api/v1/wallets/{user}/credits"),
+                    Some(admin),
+                    Some(json!({ "amount_minor": amount, "reason": "test funds" })),
+                    &[("idempotency-key", &key)],
+                )
+                .await;
+            if r.status == StatusCode::SERVICE_UNAVAILABLE {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+            assert_eq!(r.status, StatusCode::CREATED, "credit failed: {}", r.body);
+            return;
+        }
+        panic!("credit still unavailable after five tries");
     }
 
     /// `PUT /api/v1/inventory/{sku}` with `{on_hand}`.

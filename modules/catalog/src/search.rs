@@ -73,42 +73,96 @@ pub fn search(
     if words.is_empty() {
         return Ok(Vec::new());
     }
-    let mut groups = Vec::with_capacity(words.len());
-    for word in words {
-        groups.push(expand(conn, word)?);
-    }
+    let groups = expand(conn, words)?;
     let titles = groups.iter().map(|g| g.titles).min().unwrap_or(0);
     let products = groups.iter().map(|g| g.products).min().unwrap_or(0);
     if products == 0 {
         return Ok(Vec::new());
     }
+    // When every product that holds a word holds it in its title, for every word, the second tier is empty:
+    // no need to look through all the first tier's matches again to find so (a common word's last page).
+    let tiers = Tiers {
+        titles,
+        products,
+        second: groups.iter().any(|g| g.products != g.titles),
+    };
     match conn {
-        DbConn::Pg(_) => pg_search(conn, total, &groups, from, limit, titles, products),
-        DbConn::Sqlite(_) => sqlite_search(conn, &groups, from, limit, titles),
+        DbConn::Pg(_) => pg_search(conn, total, &groups, from, limit, &tiers),
+        DbConn::Sqlite(_) => sqlite_search(conn, &groups, from, limit, &tiers),
     }
 }
 
-/// The stored words `word` begins, and their counts.
-fn expand(conn: &mut DbConn, word: String) -> QueryResult<Group> {
-    use catalog_search_words::dsl as w;
-    let end = format!("{word}{}", char::MAX);
-    let query = w::catalog_search_words
-        .filter(w::word.ge(word.as_str()))
-        .filter(w::word.lt(end.as_str()))
-        .select((w::word, w::titles, w::products))
-        .order(w::word.asc())
-        .limit(EXPANSION + 1);
-    let found: Vec<(String, i64, i64)> =
-        shop_kernel::on_backend!(conn, |c| query.load::<(String, i64, i64)>(c))?;
-    let titles = found.iter().map(|f| f.1).sum();
-    let products = found.iter().map(|f| f.2).sum();
-    let terms = (found.len() as i64 <= EXPANSION).then(|| found.into_iter().map(|f| f.0).collect());
-    Ok(Group {
-        word,
-        titles,
-        products,
-        terms,
-    })
+/// What the counts say of a search's tiers: at most how many products match in the title, and in all, and
+/// whether any can be in the second tier.
+struct Tiers {
+    titles: i64,
+    products: i64,
+    second: bool,
+}
+
+/// Each word with the stored words it begins, and their counts.
+fn expand(conn: &mut DbConn, words: Vec<String>) -> QueryResult<Vec<Group>> {
+    let found: Vec<Vec<(String, i64, i64)>> = match conn {
+        // One statement for every word of the search.
+        DbConn::Pg(c) => {
+            let (starts, ends): (Vec<String>, Vec<String>) = words
+                .iter()
+                .map(|w| (w.clone(), format!("{w}{}", char::MAX)))
+                .unzip();
+            let rows = PgVocabulary {
+                starts: &starts,
+                ends: &ends,
+            }
+            .load::<(i64, String, i64, i64)>(c)?;
+            let mut found = vec![Vec::new(); words.len()];
+            for (i, word, titles, products) in rows {
+                if let Some(f) = usize::try_from(i - 1).ok().and_then(|i| found.get_mut(i)) {
+                    f.push((word, titles, products));
+                }
+            }
+            found
+        }
+        // In-process statements: one per word costs little.
+        DbConn::Sqlite(c) => {
+            use catalog_search_words::dsl as w;
+            let mut found = Vec::with_capacity(words.len());
+            for word in &words {
+                let end = format!("{word}{}", char::MAX);
+                found.push(
+                    w::catalog_search_words
+                        .filter(w::word.ge(word.as_str()))
+                        .filter(w::word.lt(end.as_str()))
+                        .select((w::word, w::titles, w::products))
+                        .order(w::word.asc())
+                        .limit(EXPANSION + 1)
+                        .load::<(String, i64, i64)>(c)?,
+                );
+            }
+            found
+        }
+    };
+    Ok(words
+        .into_iter()
+        .zip(found)
+        .map(|(word, found)| {
+            if found.len() as i64 > EXPANSION {
+                // Counted in part only: taken as held by every product (a search walks for it on
+                // PostgreSQL), and matched as a prefix.
+                return Group {
+                    word,
+                    terms: None,
+                    titles: i64::MAX,
+                    products: i64::MAX,
+                };
+            }
+            Group {
+                word,
+                titles: found.iter().map(|f| f.1).sum(),
+                products: found.iter().map(|f| f.2).sum(),
+                terms: Some(found.into_iter().map(|f| f.0).collect()),
+            }
+        })
+        .collect())
 }
 
 /// How many products the catalog holds (the empty word's count), read at most once a second: it only
@@ -143,12 +197,14 @@ impl Total {
 }
 
 /// A query language: how a term is quoted, how a group's terms are joined (any), how a word is written as a
-/// prefix, and how groups are joined (all).
+/// prefix, how groups are joined (all), and the length of the words it matches as prefixes through an index
+/// of its own.
 struct Syntax {
     quote: char,
     any: &'static str,
     prefix: &'static str,
     all: &'static str,
+    indexed_prefix: Option<usize>,
 }
 
 const TSQUERY: Syntax = Syntax {
@@ -156,6 +212,7 @@ const TSQUERY: Syntax = Syntax {
     any: " | ",
     prefix: ":*",
     all: " & ",
+    indexed_prefix: None,
 };
 
 const FTS5: Syntax = Syntax {
@@ -163,6 +220,10 @@ const FTS5: Syntax = Syntax {
     any: " OR ",
     prefix: "*",
     all: " AND ",
+    // The FTS5 tables keep a prefix index of three characters (the migration's `prefix = '3'`): a short word
+    // that begins many stored words ("red": redwood, reduced...) reads one list in order, not an OR of
+    // each (three times slower at 50 of them).
+    indexed_prefix: Some(3),
 };
 
 /// The groups as a query in `syntax`: every group required, each an OR of the stored words it expanded into
@@ -172,6 +233,11 @@ fn expression(groups: &[Group], syntax: &Syntax) -> String {
     groups
         .iter()
         .map(|g| match &g.terms {
+            Some(terms)
+                if terms.len() > 1 && syntax.indexed_prefix == Some(g.word.chars().count()) =>
+            {
+                format!("{q}{}{q}{}", g.word, syntax.prefix)
+            }
             Some(terms) => {
                 let any: Vec<String> = terms.iter().map(|t| format!("{q}{t}{q}")).collect();
                 format!("({})", any.join(syntax.any))
@@ -204,19 +270,18 @@ fn pg_search(
     groups: &[Group],
     from: &Position,
     limit: i64,
-    titles: i64,
-    products: i64,
+    tiers: &Tiers,
 ) -> QueryResult<Vec<(ProductRow, i16)>> {
     let tsquery = expression(groups, &TSQUERY);
     // `' ' || words LIKE '% word%'`: the word begins a stored word (words hold letters and digits only, so no
     // LIKE wildcard can be among them).
     let patterns: Vec<String> = groups.iter().map(|g| format!("% {}%", g.word)).collect();
-    let total = if products <= ALWAYS_INDEX {
+    let total = if tiers.products <= ALWAYS_INDEX {
         0
     } else {
         total.get(conn)?
     };
-    if index_wins(products, limit, total) {
+    if index_wins(tiers.products, limit, total) {
         // Few matches in all: one statement ranks them all.
         let query = PgRanked {
             tsquery: &tsquery,
@@ -230,15 +295,15 @@ fn pg_search(
         };
     }
     let mut rows = Vec::new();
-    if from.tier == 1 && titles > 0 {
-        let plan = if index_wins(titles, limit, total) {
+    if from.tier == 1 && tiers.titles > 0 {
+        let plan = if index_wins(tiers.titles, limit, total) {
             Plan::Index
         } else {
             Plan::Walk
         };
         rows = pg_tier::<1>(conn, plan, &tsquery, &patterns, &from.after, limit)?;
     }
-    if missing(&rows, limit) > 0 {
+    if tiers.second && missing(&rows, limit) > 0 {
         let after = if from.tier == 2 {
             from.after.as_str()
         } else {
@@ -333,7 +398,7 @@ fn sqlite_search(
     groups: &[Group],
     from: &Position,
     limit: i64,
-    titles: i64,
+    tiers: &Tiers,
 ) -> QueryResult<Vec<(ProductRow, i16)>> {
     let DbConn::Sqlite(c) = conn else {
         return Ok(Vec::new());
@@ -350,7 +415,7 @@ fn sqlite_search(
             .unwrap_or(i64::MAX)
     };
     let mut rows = Vec::new();
-    if from.tier == 1 && titles > 0 {
+    if from.tier == 1 && tiers.titles > 0 {
         rows = SqliteStream::<1> {
             fts: &fts,
             after: after_seq,
@@ -361,7 +426,7 @@ fn sqlite_search(
         .map(|r| (r, 1))
         .collect();
     }
-    if missing(&rows, limit) > 0 {
+    if tiers.second && missing(&rows, limit) > 0 {
         let after = if from.tier == 2 { after_seq } else { 0 };
         let more = SqliteStream::<2> {
             fts: &fts,
@@ -408,6 +473,33 @@ macro_rules! static_statement {
         }
         impl<C, $(const $tier: i16)?> RunQueryDsl<C> for $ty<'_, $($tier)?> {}
     };
+}
+
+/// PostgreSQL, the vocabulary's words in each range [`starts[i]`, `ends[i]`), at most `EXPANSION + 1` each,
+/// with the range's number (from 1), in one statement for every word of a search. Byte order (`C`), as the
+/// column's.
+struct PgVocabulary<'a> {
+    starts: &'a [String],
+    ends: &'a [String],
+}
+
+static_statement!(PgVocabulary, (BigInt, Text, BigInt, BigInt));
+
+impl QueryFragment<diesel::pg::Pg> for PgVocabulary<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, diesel::pg::Pg>) -> QueryResult<()> {
+        out.push_sql("SELECT q.i, w.word, w.titles, w.products FROM unnest(");
+        out.push_bind_param::<Array<Text>, [String]>(self.starts)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, [String]>(self.ends)?;
+        out.push_sql(
+            ") WITH ORDINALITY AS q(first, beyond, i) CROSS JOIN LATERAL (SELECT word, titles, products \
+             FROM catalog_search_words WHERE word >= q.first COLLATE \"C\" AND word < q.beyond COLLATE \"C\" \
+             ORDER BY word LIMIT ",
+        );
+        out.push_sql(&(EXPANSION + 1).to_string());
+        out.push_sql(") AS w ORDER BY q.i, w.word");
+        Ok(())
+    }
 }
 
 /// The words' tsvectors, as the GIN indexes compute them (the planner matches the expressions).
@@ -640,6 +732,14 @@ mod tests {
             expression(&groups, &FTS5),
             "(\"chair\" OR \"chairs\") AND \"4\"*"
         );
+        let short = [Group {
+            word: "red".into(),
+            terms: Some(vec!["red".into(), "redwood".into()]),
+            titles: 2,
+            products: 2,
+        }];
+        assert_eq!(expression(&short, &TSQUERY), "('red' | 'redwood')");
+        assert_eq!(expression(&short, &FTS5), "\"red\"*", "the prefix index");
     }
 
     #[test]

@@ -66,9 +66,9 @@ pub(crate) const COLUMNS: Columns = (
 
 /// Stores a new product, its words and their counts.
 pub fn insert(conn: &mut DbConn, row: &ProductRow) -> QueryResult<usize> {
-    let words = Indexed::of(&row.name, &row.sku, &row.description);
     use catalog_products::dsl as p;
-    diesel::insert_into(p::catalog_products)
+    let words = Indexed::of(&row.name, &row.sku, &row.description);
+    let inserted = diesel::insert_into(p::catalog_products)
         .values((
             p::id.eq(&row.id),
             p::sku.eq(&row.sku),
@@ -79,12 +79,13 @@ pub fn insert(conn: &mut DbConn, row: &ProductRow) -> QueryResult<usize> {
             p::active.eq(row.active),
             p::title_words.eq(Indexed::joined(&words.title)),
             p::all_words.eq(Indexed::joined(&words.all)),
-            p::words_version.eq(crate::words::VERSION),
+            p::words_version.eq(VERSION),
             p::created_at.eq(row.created_at),
             p::updated_at.eq(row.updated_at),
         ))
         .execute(conn)?;
-    count(conn, &count_changes(None, Some(&words)))
+    count(conn, &count_changes(None, Some(&words)))?;
+    Ok(inserted)
 }
 
 /// Stores a product's new state, its words and the change in their counts; `old` is the state it replaces.
@@ -128,7 +129,7 @@ diesel::table! {
 
 /// Applies count changes (from `count_changes`, in byte order: every writer locks the rows in one order)
 /// and forgets words no product holds any more.
-fn count(conn: &mut DbConn, changes: &[(String, i64, i64)]) -> QueryResult<usize> {
+fn count(conn: &mut DbConn, changes: &[(String, i64, i64)]) -> QueryResult<()> {
     use catalog_search_words::dsl as w;
     use diesel::upsert::excluded;
     for (word, titles, products) in changes {
@@ -158,7 +159,7 @@ fn count(conn: &mut DbConn, changes: &[(String, i64, i64)]) -> QueryResult<usize
             .execute(conn)?;
         }
     }
-    Ok(1)
+    Ok(())
 }
 
 /// Indexes up to `batch` products whose words were cut under an older `VERSION` (or never, as rows from

@@ -2,7 +2,8 @@
 -- words itself (words.rs) and stores them as one space-separated string per field: `title_words` (name, and
 -- every suffix of the SKU's words) and `all_words` (those and the description's). Two FTS5 tables index
 -- them; their tokenizer only splits at the spaces (the words hold letters and digits alone) and keeps
--- diacritics, so SQLite matches exactly what PostgreSQL does.
+-- diacritics, so SQLite matches exactly what PostgreSQL does. A prefix index of three characters lets a short
+-- word that begins many stored words be read as one list (search.rs, `FTS5`).
 --
 -- Rows already here get their words from the catalog itself, in the background after start
 -- (`words_version` 0: not cut yet); until then a search does not find them.
@@ -18,11 +19,11 @@ CREATE INDEX catalog_products_stale_words ON catalog_products (id) WHERE words_v
 
 CREATE VIRTUAL TABLE catalog_title_words USING fts5(
     title_words, content = 'catalog_products', content_rowid = 'seq',
-    tokenize = 'unicode61 remove_diacritics 0'
+    tokenize = 'unicode61 remove_diacritics 0', prefix = '3'
 );
 CREATE VIRTUAL TABLE catalog_all_words USING fts5(
     all_words, content = 'catalog_products', content_rowid = 'seq',
-    tokenize = 'unicode61 remove_diacritics 0'
+    tokenize = 'unicode61 remove_diacritics 0', prefix = '3'
 );
 CREATE TRIGGER catalog_words_insert AFTER INSERT ON catalog_products BEGIN
     INSERT INTO catalog_title_words (rowid, title_words) VALUES (new.seq, new.title_words);
