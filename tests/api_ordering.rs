@@ -430,3 +430,57 @@ async fn two_hundred_buyers_for_ten_units_make_ten_orders_and_nothing_else() {
     }
     assert_eq!(total, 200 * 1000 - 10 * 700, "exactly ten charges");
 }
+
+/// A refund is money the wallet already held, and the room for it is kept: a credit may not take the balance
+/// and the charges not yet refunded together past the bound (10^15 minor units), so a cancellation always
+/// refunds and never leaves an order stuck mid-compensation.
+#[tokio::test]
+async fn a_credit_keeps_room_below_the_balance_bound_for_refunds_so_a_cancellation_always_refunds()
+{
+    let app = spawn_scenario(&[]).await;
+    let admin = app.admin_token().await;
+    let mug = stocked(&app, &admin, "MUG-1", 1250, 10).await;
+    let (ada, ada_token) = app.customer("ada@example.com").await;
+    const BOUND: i64 = 1_000_000_000_000_000;
+    app.fund(&admin, &ada, BOUND).await;
+    let body = json!({ "lines": [{ "product_id": mug, "quantity": 1 }] });
+    let r = place(&app, &ada_token, body, None).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(balance(&app, &ada_token).await, BOUND - 1250);
+
+    let topped = app
+        .post(
+            &format!("/api/v1/wallets/{ada}/credits"),
+            Some(&admin),
+            json!({ "amount_minor": 1, "reason": "top up" }),
+        )
+        .await;
+    topped.assert_problem(422, "validation_failed");
+    assert!(
+        topped.body.to_string().contains("refunds"),
+        "{}",
+        topped.body
+    );
+
+    let cancelled = app
+        .post(
+            &format!("/api/v1/orders/{id}/cancel"),
+            Some(&ada_token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    assert_eq!(balance(&app, &ada_token).await, BOUND);
+    assert_eq!(stock(&app, "MUG-1").await, (10, 0));
+    // The refund gave the room back to credits only as far as the bound.
+    let topped = app
+        .post(
+            &format!("/api/v1/wallets/{ada}/credits"),
+            Some(&admin),
+            json!({ "amount_minor": 1, "reason": "top up" }),
+        )
+        .await;
+    topped.assert_problem(422, "validation_failed");
+}

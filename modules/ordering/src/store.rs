@@ -302,3 +302,53 @@ pub fn claim_due(
         .map(|c| c.id)
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{claim_due, renew_lease};
+    use diesel::connection::SimpleConnection;
+    use shop_kernel::db::{self, Database};
+
+    /// The recovery leases a batch at once and renews each order's lease before driving it: the renewal
+    /// holds only while the lease is still the one this driver wrote, so an order another driver took over
+    /// (or a request moved) is left to it.
+    #[test]
+    fn a_lease_is_renewed_only_by_the_driver_that_holds_it()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = std::env::temp_dir().join(format!("shop-ordering-{}", uuid::Uuid::now_v7()));
+        let db = Database::connect(&format!("sqlite://{}/t.db", dir.display()), 1)?;
+        let mut conn = db.get()?;
+        conn.batch_execute(include_str!(
+            "../../../migrations/ordering/sqlite/2026-11-26-000600_create_ordering/up.sql"
+        ))?;
+        conn.batch_execute(
+            "INSERT INTO ordering_orders (id, user_id, status, step, total_minor, currency, lease_until, \
+             created_at, updated_at) VALUES ('o1', 'u', 'pending', 'charge', 100, 'EUR', \
+             '2000-01-01 00:00:00', '2000-01-01 00:00:00', '2000-01-01 00:00:00')",
+        )?;
+        let now = db::now();
+        let minute = chrono::Duration::minutes(1);
+        let held = now + minute;
+        assert_eq!(claim_due(&mut conn, now, held, 10)?, vec!["o1".to_string()]);
+        assert!(
+            claim_due(&mut conn, now, held, 10)?.is_empty(),
+            "leased: not due"
+        );
+        let renewed = held + minute;
+        assert!(renew_lease(&mut conn, "o1", held, renewed)?);
+        assert!(
+            !renew_lease(&mut conn, "o1", held, renewed + minute)?,
+            "a lease no longer the one this driver wrote is not renewed"
+        );
+        assert!(
+            claim_due(&mut conn, held, held + minute, 10)?.is_empty(),
+            "still leased past the first lease's end"
+        );
+        assert_eq!(
+            claim_due(&mut conn, renewed, renewed + minute, 10)?,
+            vec!["o1".to_string()]
+        );
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
+}

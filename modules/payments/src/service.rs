@@ -202,11 +202,13 @@ impl PaymentsApi for PaymentsService {
                         return Ok(answer);
                     }
                     store::ensure_wallet(c, &user, now)?;
+                    store::lock_wallet(c, &user)?;
+                    let refundable = store::refundable(c, &user)?;
                     let outcome = if store::deposit(
                         c,
                         &user,
                         credit.amount_minor,
-                        store::Ceiling::MoneyBound,
+                        store::Ceiling::Credit { refundable },
                         now,
                     )? == 1
                     {
@@ -232,7 +234,10 @@ impl PaymentsApi for PaymentsService {
                     } else {
                         Err(PaymentsError::Validation(vec![FieldError::new(
                             "amount_minor",
-                            format!("would take the balance above {MAX_AMOUNT_MINOR}"),
+                            format!(
+                                "would take the balance above {MAX_AMOUNT_MINOR}, counting the \
+                                 {refundable} that refunds of current charges may give back"
+                            ),
                         )]))
                     };
                     IDEMPOTENCY_KEYS.settle(c, &admin, key, outcome)
@@ -316,7 +321,7 @@ impl PaymentsApi for PaymentsService {
                         return Ok(service.payment(order_id, &(nil, 0, status::REFUNDED.into())));
                     };
                     if stored == status::CHARGED {
-                        if store::deposit(c, &user, amount, store::Ceiling::Column, now)? == 0 {
+                        if store::deposit(c, &user, amount, store::Ceiling::Refund, now)? == 0 {
                             return Ok(Err(PaymentsError::Validation(vec![FieldError::new(
                                 "order_id",
                                 "the refund would overflow the balance",

@@ -87,14 +87,15 @@ pub fn ensure_wallet(conn: &mut DbConn, user_id: &str, now: NaiveDateTime) -> Qu
 }
 
 /// How high a deposit may take a balance.
+/// How far a deposit may take the balance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ceiling {
-    /// New money (a credit) stops at the money bound, `MAX_AMOUNT_MINOR`.
-    MoneyBound,
-    /// Money given back (a refund) was in the wallet before, so it always fits unless the column itself
-    /// would overflow: a credit topped the wallet up to the bound while the order waited, and refusing
-    /// the refund would leave the order stuck mid-compensation.
-    Column,
+    /// New money (a credit) must leave room, below the money bound, for every refund the wallet may still
+    /// get: `MAX_AMOUNT_MINOR` less what is charged and not yet refunded (`refundable`). So the balance and
+    /// the charges outstanding never pass the bound together, and a refund always fits.
+    Credit { refundable: i64 },
+    /// Money given back (a refund) was in the wallet before and its room was kept: the bound itself.
+    Refund,
 }
 
 /// Adds `amount` unless the balance would pass `ceiling`; returns rows changed (0: it would).
@@ -107,8 +108,8 @@ pub fn deposit(
 ) -> QueryResult<usize> {
     use payments_wallets::dsl as w;
     let top = match ceiling {
-        Ceiling::MoneyBound => MAX_AMOUNT_MINOR,
-        Ceiling::Column => i64::MAX,
+        Ceiling::Credit { refundable } => MAX_AMOUNT_MINOR.saturating_sub(refundable),
+        Ceiling::Refund => MAX_AMOUNT_MINOR,
     };
     diesel::update(
         w::payments_wallets
@@ -120,6 +121,39 @@ pub fn deposit(
         w::updated_at.eq(now),
     ))
     .execute(conn)
+}
+
+/// Locks a wallet's row until the transaction ends (a no-op update), so that no charge or refund moves
+/// money between the balance and the charges outstanding while a credit weighs both.
+pub fn lock_wallet(conn: &mut DbConn, user_id: &str) -> QueryResult<usize> {
+    use payments_wallets::dsl as w;
+    diesel::update(w::payments_wallets.filter(w::user_id.eq(user_id)))
+        .set(w::updated_at.eq(w::updated_at))
+        .execute(conn)
+}
+
+#[derive(QueryableByName)]
+struct Refundable {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    total: i64,
+}
+
+/// What refunds may still give back to a wallet: its charges not yet refunded.
+pub fn refundable(conn: &mut DbConn, user_id: &str) -> QueryResult<i64> {
+    let sql = match conn {
+        DbConn::Pg(_) => {
+            "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS total FROM payments_order_payments \
+             WHERE user_id = $1 AND status = 'charged'"
+        }
+        DbConn::Sqlite(_) => {
+            "SELECT COALESCE(SUM(amount_minor), 0) AS total FROM payments_order_payments \
+             WHERE user_id = ? AND status = 'charged'"
+        }
+    };
+    diesel::sql_query(sql)
+        .bind::<diesel::sql_types::Text, _>(user_id)
+        .get_result::<Refundable>(conn)
+        .map(|r| r.total)
 }
 
 /// Takes `amount` if the wallet holds that much; returns rows changed (0: it does not).
