@@ -101,12 +101,8 @@ impl CatalogApi for CatalogService {
             return Err(CatalogError::Validation(errors));
         };
         let Some(q) = q.map(str::to_string) else {
-            if cursor_tier != 1 {
-                return Err(CatalogError::Validation(vec![FieldError::new(
-                    "cursor",
-                    "must be 32 hex digits from next_cursor",
-                )]));
-            }
+            // The listing has one tier: a search's second-tier cursor is taken as the product it names, as
+            // every cursor the documented pattern allows is a position the list accepts.
             let rows = self
                 .db
                 .run(move |conn| {

@@ -424,12 +424,7 @@ impl IdentityApi for IdentityService {
     ) -> Outcome<Resubmitted> {
         ctx.require_admin()?;
         OUTBOX
-            .resubmit_in_bulk(
-                &self.db,
-                request,
-                crate::api::EVENTS,
-                IdentityError::Validation,
-            )
+            .resubmit_in_bulk(&self.db, request, crate::api::EVENTS)
             .await
     }
 }

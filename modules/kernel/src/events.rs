@@ -68,7 +68,8 @@ pub struct PendingEvent {
 /// Body of `POST /api/v1/admin/events/<module>/resubmit`: which undelivered events to make due again.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ResubmitEvents {
-    /// Only events of this type (`<module>.<name>`, one the module publishes); all types when absent.
+    /// Only events of this type (`<module>.<name>`); all types when absent. A type the module does not
+    /// publish matches none.
     #[serde(default)]
     pub event_type: Option<String>,
     /// Only parked events (given up on after repeated refusals); when absent or false, every event that

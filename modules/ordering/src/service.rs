@@ -516,12 +516,7 @@ impl OrderingApi for OrderingService {
     ) -> Outcome<Resubmitted> {
         ctx.require_admin()?;
         OUTBOX
-            .resubmit_in_bulk(
-                &self.db,
-                request,
-                crate::api::EVENTS,
-                OrderingError::Validation,
-            )
+            .resubmit_in_bulk(&self.db, request, crate::api::EVENTS)
             .await
     }
 }

@@ -474,29 +474,22 @@ impl Outbox {
 
     /// Resubmits failed events in bulk (see [`resubmit_failed`](Self::resubmit_failed)), for the operator's
     /// `POST /api/v1/admin/events/<module>/resubmit`. `published` is the module's `EVENTS`: any other
-    /// `event_type` is refused with `invalid` (the module's validation error, 422).
+    /// `event_type` matches nothing.
     pub async fn resubmit_in_bulk<E>(
         &self,
         db: &Database,
         request: ResubmitEvents,
         published: &[EventInfo],
-        invalid: fn(Vec<FieldError>) -> E,
     ) -> Result<Resubmitted, E>
     where
         E: From<DbError> + Send + 'static,
     {
+        // A type this module does not publish is a filter that matches nothing (`resubmitted: 0`), not an
+        // error: the schema cannot list one module's types per path, and every string it allows is accepted.
         if let Some(event_type) = &request.event_type
             && !published.iter().any(|info| info.name == event_type)
         {
-            let mut known: Vec<&str> = published.iter().map(|info| info.name).collect();
-            known.dedup();
-            return Err(invalid(vec![FieldError::new(
-                "event_type",
-                format!(
-                    "must be one of the types this module publishes: {}",
-                    known.join(", ")
-                ),
-            )]));
+            return Ok(Resubmitted { resubmitted: 0 });
         }
         let outbox = *self;
         let parked_only = request.parked_only.unwrap_or(false);
