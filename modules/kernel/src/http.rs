@@ -585,7 +585,7 @@ macro_rules! event_admin_routes {
                     (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
                     (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
                     (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-                    (status = 422, description = "An event type this module does not publish", body = Problem, content_type = "application/problem+json"),
+                    (status = 422, description = "A field of the wrong type (`event_type` not a string, `parked_only` not a boolean)", body = Problem, content_type = "application/problem+json"),
                 )
             )]
             #[post($all_path)]
