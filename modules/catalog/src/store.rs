@@ -162,12 +162,18 @@ fn count(conn: &mut DbConn, changes: &[(String, i64, i64)]) -> QueryResult<()> {
     Ok(())
 }
 
+/// The rows whose words were cut under an older `VERSION`: the predicate of the migrations' partial index
+/// `catalog_products_stale_words`, which a bump of `VERSION` recreates with this.
+const STALE: &str = "words_version < 1";
+
 /// Indexes up to `batch` products whose words were cut under an older `VERSION` (or never, as rows from
 /// before word search); returns how many it indexed.
 pub fn index_stale(conn: &mut DbConn, batch: i64) -> QueryResult<usize> {
     use catalog_products::dsl as p;
     let stale: Vec<(String, String, String, String)> = p::catalog_products
-        .filter(p::words_version.lt(VERSION))
+        // A literal, the partial index's own predicate: with a bound parameter SQLite never uses a partial
+        // index and this would read the whole table at every tick.
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(STALE))
         .select((p::id, p::name, p::sku, p::description))
         .order(p::id.asc())
         .limit(batch)
@@ -238,4 +244,12 @@ pub fn list_active(
         .order(p::id.asc())
         .limit(limit);
     shop_kernel::on_backend!(conn, |c| page.load::<ProductRow>(c))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_stale_predicate_follows_the_version() {
+        assert_eq!(super::STALE, format!("words_version < {}", super::VERSION));
+    }
 }
