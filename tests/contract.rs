@@ -528,13 +528,14 @@ async fn identity_contract(apis: &Apis, c: &Callers) -> TestResult {
     assert_eq!(jwks.keys.len(), 1);
     assert_eq!(jwks.keys[0].kty, "OKP");
 
-    // Bulk resubmits of identity's failed events: admins only, of a type identity publishes.
+    // Bulk resubmits of identity's failed events: admins only.
     assert_eq!(
         api.resubmit_events(&c.customer, ResubmitEvents::default())
             .await,
         Err(IdentityError::Forbidden)
     );
-    assert!(matches!(
+    // A type the module does not publish matches nothing.
+    assert_eq!(
         api.resubmit_events(
             &c.admin,
             ResubmitEvents {
@@ -543,8 +544,8 @@ async fn identity_contract(apis: &Apis, c: &Callers) -> TestResult {
             }
         )
         .await,
-        Err(IdentityError::Validation(f)) if f.len() == 1 && f[0].field == "event_type"
-    ));
+        Ok(Resubmitted { resubmitted: 0 })
+    );
     assert_eq!(
         api.resubmit_events(
             &c.admin,
@@ -937,7 +938,8 @@ async fn ordering_contract(apis: &Apis, c: &Callers) -> TestResult {
             .await,
         Err(OrderingError::Forbidden)
     );
-    assert!(matches!(
+    // A type the module does not publish matches nothing.
+    assert_eq!(
         api.resubmit_events(
             &c.admin,
             ResubmitEvents {
@@ -946,8 +948,8 @@ async fn ordering_contract(apis: &Apis, c: &Callers) -> TestResult {
             }
         )
         .await,
-        Err(OrderingError::Validation(f)) if f.len() == 1 && f[0].field == "event_type"
-    ));
+        Ok(Resubmitted { resubmitted: 0 })
+    );
     assert_eq!(
         api.resubmit_events(&c.admin, ResubmitEvents::default())
             .await,

@@ -438,7 +438,7 @@ async fn an_event_its_subscriber_refuses_is_parked_after_the_attempt_count_and_r
     );
     drop(refusing);
 
-    // Bulk resubmit: admins only, of a type identity publishes.
+    // Bulk resubmit: admins only; a type identity does not publish matches nothing.
     let resubmit = |token: &str, body: Value| {
         let (gateway, token) = (&gateway, token.to_string());
         async move {
