@@ -31,15 +31,6 @@ pub struct Position {
     pub after: String,
 }
 
-impl Default for Position {
-    fn default() -> Self {
-        Position {
-            tier: 1,
-            after: String::new(),
-        }
-    }
-}
-
 /// Most words of `q` a search uses; the rest are ignored.
 pub const MAX_WORDS: usize = 16;
 /// Most stored words one word of `q` is expanded into; a word that begins more is matched as a prefix.
@@ -639,14 +630,7 @@ struct SqliteSeqOf<'a> {
     id: &'a str,
 }
 
-impl QueryId for SqliteSeqOf<'_> {
-    type QueryId = SqliteSeqOf<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-impl Query for SqliteSeqOf<'_> {
-    type SqlType = BigInt;
-}
-impl<C> RunQueryDsl<C> for SqliteSeqOf<'_> {}
+static_statement!(SqliteSeqOf, BigInt);
 
 impl QueryFragment<diesel::sqlite::Sqlite> for SqliteSeqOf<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, diesel::sqlite::Sqlite>) -> QueryResult<()> {

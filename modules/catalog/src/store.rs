@@ -146,10 +146,7 @@ fn count(conn: &mut DbConn, changes: &[(String, i64, i64)]) -> QueryResult<()> {
                 w::titles.eq(w::titles + excluded(w::titles)),
                 w::products.eq(w::products + excluded(w::products)),
             ));
-        match conn {
-            DbConn::Pg(c) => upsert.execute(c)?,
-            DbConn::Sqlite(c) => upsert.execute(c)?,
-        };
+        shop_kernel::on_backend!(conn, |c| upsert.execute(c))?;
         if *products < 0 {
             diesel::delete(
                 w::catalog_search_words
